@@ -1,0 +1,98 @@
+//! The one public error type of nestcore.
+//!
+//! Absence is data, not an error: a missing module or file during detection shows up in the report
+//! as `unknown` or `absent` with its evidence. [`Error`] is for what a caller asked for and could not
+//! get: a CPUID dump that does not parse, a root folder that does not exist, a plan that cannot apply.
+
+use std::path::PathBuf;
+
+/// A stable classification of [`Error`], mapped in exactly one place by the C and Python layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A file or folder that the caller named does not exist.
+    NotFound,
+    /// The operating system refused access (EACCES, EPERM).
+    PermissionDenied,
+    /// Input that does not parse: a CPUID dump, a configuration file, an argument.
+    Parse,
+    /// An argument that is well-formed but not acceptable (out of range, wrong combination).
+    InvalidInput,
+    /// Any other I/O failure.
+    Io,
+    /// The operation is not possible on this host or platform.
+    Unsupported,
+}
+
+/// An error from nestcore, with the path or the input that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("Cannot access {path}")]
+    Io {
+        /// The path that failed, as the caller or the host sees it.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Input did not parse.
+    #[error("Cannot parse {what}: {reason}")]
+    Parse {
+        /// What was being parsed (a file name, "CPUID dump", ...).
+        what: String,
+        /// Why, with the offending line or value.
+        reason: String,
+    },
+    /// An argument that is not acceptable.
+    #[error("Invalid input: {0}")]
+    InvalidInput(String),
+    /// Not possible on this host or platform.
+    #[error("Unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// The stable kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::Io,
+            },
+            Error::Parse { .. } => ErrorKind::Parse,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+        }
+    }
+
+    /// The path involved, when there is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The OS error number, when the error came from the OS.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn parse(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Parse { what: what.into(), reason: reason.into() }
+    }
+}
+
+/// Result with nestcore's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
