@@ -1,1 +1,93 @@
-fn main() {}
+//! Benchmarks: the live report (no probe), recorded roots with 2 and 1024 CPUs, and each parser.
+//!
+//! `cargo bench -p nestcore --bench report`
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+const BLOCK: &str = "processor\t: {N}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz\nstepping\t: 7\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc vmx smx est tm2 ssse3 sdbg fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand lahf_lm abm 3dnowprefetch\nvmx flags\t: vnmi preemption_timer posted_intr invvpid ept_x_only ept_ad ept_1gb flexpriority apicv tsc_offset vtpr mtf vapic ept vpid unrestricted_guest vapic_reg vid ple shadow_vmcs pml\nbogomips\t: 5000.00\n\n";
+
+/// A recorded Intel host with `cpus` CPUs in /proc/cpuinfo and /sys/devices/system/cpu.
+fn make_root(dir: &Path, cpus: usize) {
+    let w = |p: &str, c: &str| {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    };
+    let mut info = String::new();
+    for n in 0..cpus {
+        info.push_str(&BLOCK.replace("{N}", &n.to_string()));
+        w(&format!("sys/devices/system/cpu/cpu{n}/online"), "1\n");
+    }
+    w("proc/cpuinfo", &info);
+    w(
+        "proc/cmdline",
+        "BOOT_IMAGE=/vmlinuz ro quiet kvm-intel.nested=1\n",
+    );
+    w("proc/sys/kernel/osrelease", "6.1.0-18-amd64\n");
+    w("sys/module/kvm_intel/initstate", "live\n");
+    w("sys/module/kvm_intel/refcnt", "0\n");
+    std::fs::create_dir_all(dir.join("sys/module/kvm_intel/holders")).unwrap();
+    for (p, v) in [
+        ("nested", "Y"),
+        ("ept", "Y"),
+        ("vpid", "Y"),
+        ("enable_shadow_vmcs", "Y"),
+        ("enable_apicv", "Y"),
+    ] {
+        w(&format!("sys/module/kvm_intel/parameters/{p}"), &format!("{v}\n"));
+    }
+    w("sys/module/kvm/initstate", "live\n");
+    w("sys/class/dmi/id/sys_vendor", "Dell Inc.\n");
+    w("sys/class/dmi/id/product_name", "PowerEdge R640\n");
+    w("dev/kvm", "");
+    w(
+        "cpuid.txt",
+        "CPU 0:\n   0x00000000 0x00: eax=0x00000016 ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\n   0x00000001 0x00: eax=0x00050657 ebx=0x00400800 ecx=0x7ffefbff edx=0xbfebfbff\n   0x80000001 0x00: eax=0x00000000 ebx=0x00000000 ecx=0x00000121 edx=0x2c100800\n",
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let live = nestcore::Host::live();
+    c.bench_function("check/live-no-probe", |b| {
+        b.iter(|| black_box(nestcore::check(&live)))
+    });
+
+    for cpus in [2usize, 1024] {
+        let d = tempfile::tempdir().unwrap();
+        make_root(d.path(), cpus);
+        let host = nestcore::Host::from_root(d.path())
+            .unwrap()
+            .with_cpuid_file(d.path().join("cpuid.txt"))
+            .unwrap();
+        c.bench_function(&format!("check/recorded-{cpus}-cpus"), |b| {
+            b.iter(|| black_box(nestcore::check(&host)))
+        });
+    }
+
+    let info = BLOCK.replace("{N}", "0").repeat(4);
+    c.bench_function("parse/cpuinfo-block", |b| {
+        b.iter(|| black_box(nestcore::cpu::CpuinfoBlock::parse(black_box(&info))))
+    });
+    let line = "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.1.0 root=UUID=0000 ro quiet splash \"acpi_osi=Windows 2015\" kvm-intel.nested=1 intel_iommu=on -- init-arg";
+    c.bench_function("parse/cmdline", |b| {
+        b.iter(|| black_box(nestcore::cmdline::Cmdline::parse(black_box(line))))
+    });
+    let dump = "CPU 0:\n   0x00000000 0x00: eax=0x00000016 ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\n"
+        .to_string()
+        + &(1..64)
+            .map(|l| {
+                format!("   0x{l:08x} 0x00: eax=0x00000000 ebx=0x00000000 ecx=0x00000000 edx=0x00000000\n")
+            })
+            .collect::<String>();
+    c.bench_function("parse/cpuid-r-64-leaves", |b| {
+        b.iter(|| black_box(nestcore::host::CpuidDump::parse(black_box(&dump)).unwrap()))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -97,19 +97,33 @@ impl Cmdline {
             };
             if value.is_none() && name == "--" && !quoted {
                 let rest = skip_spaces(b, end);
-                return Cmdline { params, init_args: Some(line[rest..].to_string()) };
+                return Cmdline {
+                    params,
+                    init_args: Some(line[rest..].to_string()),
+                };
             }
-            params.push(Param { name, value, span: start..end });
+            params.push(Param {
+                name,
+                value,
+                span: start..end,
+            });
             i = skip_spaces(b, end);
         }
-        Cmdline { params, init_args: None }
+        Cmdline {
+            params,
+            init_args: None,
+        }
     }
 
     /// The effective value of `name` (last occurrence wins, `-` equals `_`). `Some(None)` for a
     /// bare name.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
         let want = normalize(name);
-        self.params.iter().rev().find(|p| normalize(&p.name) == want).map(|p| p.value.as_deref())
+        self.params
+            .iter()
+            .rev()
+            .find(|p| normalize(&p.name) == want)
+            .map(|p| p.value.as_deref())
     }
 
     /// Every occurrence of `name`, in order.
@@ -131,18 +145,32 @@ mod tests {
     use super::*;
 
     fn pairs(line: &str) -> Vec<(String, Option<String>)> {
-        Cmdline::parse(line).params.into_iter().map(|p| (p.name, p.value)).collect()
+        Cmdline::parse(line)
+            .params
+            .into_iter()
+            .map(|p| (p.name, p.value))
+            .collect()
     }
 
     #[test]
     fn kernel_rules() {
         assert_eq!(
             pairs(r#"ro root=/dev/sda1 quiet"#),
-            vec![("ro".into(), None), ("root".into(), Some("/dev/sda1".into())), ("quiet".into(), None)]
+            vec![
+                ("ro".into(), None),
+                ("root".into(), Some("/dev/sda1".into())),
+                ("quiet".into(), None)
+            ]
         );
-        assert_eq!(pairs(r#"a="x y" b"#), vec![("a".into(), Some("x y".into())), ("b".into(), None)]);
+        assert_eq!(
+            pairs(r#"a="x y" b"#),
+            vec![("a".into(), Some("x y".into())), ("b".into(), None)]
+        );
         assert_eq!(pairs(r#""a=x y""#), vec![("a".into(), Some("x y".into()))]);
-        assert_eq!(pairs(r#"a=b"c d"e"#), vec![("a".into(), Some(r#"b"c d"e"#.into()))]);
+        assert_eq!(
+            pairs(r#"a=b"c d"e"#),
+            vec![("a".into(), Some(r#"b"c d"e"#.into()))]
+        );
         assert_eq!(pairs("  \t a=1   "), vec![("a".into(), Some("1".into()))]);
         assert_eq!(pairs("a=="), vec![("a".into(), Some("=".into()))]);
         assert_eq!(pairs("=x"), vec![("".into(), Some("x".into()))]);
@@ -154,7 +182,10 @@ mod tests {
     fn double_dash_ends_kernel_args() {
         let c = Cmdline::parse("quiet -- --firecracker-init kvm-intel.nested=1");
         assert_eq!(c.params.len(), 1);
-        assert_eq!(c.init_args.as_deref(), Some("--firecracker-init kvm-intel.nested=1"));
+        assert_eq!(
+            c.init_args.as_deref(),
+            Some("--firecracker-init kvm-intel.nested=1")
+        );
         assert_eq!(c.get("kvm_intel.nested"), None);
         // a quoted "--" is a parameter, not the end
         assert_eq!(Cmdline::parse(r#""--" x"#).params.len(), 2);
@@ -179,7 +210,17 @@ mod tests {
 
     #[test]
     fn hostile_input_never_panics() {
-        for s in ["\"", "\"\"\"", "=", "==", "a=\"", "\u{e9}=\u{e8}\"x", "--", "\0\0", "a\u{2003}b"] {
+        for s in [
+            "\"",
+            "\"\"\"",
+            "=",
+            "==",
+            "a=\"",
+            "\u{e9}=\u{e8}\"x",
+            "--",
+            "\0\0",
+            "a\u{2003}b",
+        ] {
             let _ = Cmdline::parse(s);
         }
     }

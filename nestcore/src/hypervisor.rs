@@ -1,15 +1,688 @@
 //! Are we a guest, of what, inside what container, on what cloud.
+//!
+//! The order of evidence (each step recorded in the report):
+//! 1. CPUID hypervisor signatures, every base 0x40000000 + n·0x100 while its max leaf is valid
+//!    (only when CPUID.1:ECX[31] says a hypervisor is present). A non-Hyper-V signature wins
+//!    over "Microsoft Hv": QEMU/KVM and Xen put "Microsoft Hv" first when they offer Hyper-V
+//!    enlightenments and their own signature at 0x40000100.
+//! 2. DMI (/sys/class/dmi/id), which wins where a hypervisor imitates another: Parallels and
+//!    VirtualBox expose a KVM signature; a KVM guest that shows only "Microsoft Hv" has QEMU DMI.
+//! 3. Xen (/proc/xen, /sys/hypervisor), device tree, s390 /proc/sysinfo, PowerVM lparcfg, UML,
+//!    and PCI vendor ids as a last resort.
+//!
+//! Containers are told apart by what their managers leave behind; clouds by DMI vendor strings.
 
 use serde::Serialize;
 
+use crate::cpu::{regs_string, CpuinfoBlock};
 use crate::report::Evidence;
+use crate::Host;
+
+/// One CPUID hypervisor signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signature {
+    /// The base leaf, e.g. "0x40000000".
+    pub leaf: String,
+    /// The 12-byte signature, NULs removed ("KVMKVMKVM").
+    pub signature: String,
+    /// The max leaf this base reports.
+    pub max_leaf: String,
+}
+
+/// The DMI strings nestcore reads (never serial numbers or UUIDs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Dmi {
+    /// /sys/class/dmi/id/sys_vendor.
+    pub sys_vendor: Option<String>,
+    /// /sys/class/dmi/id/product_name.
+    pub product_name: Option<String>,
+    /// /sys/class/dmi/id/product_version.
+    pub product_version: Option<String>,
+    /// /sys/class/dmi/id/board_vendor.
+    pub board_vendor: Option<String>,
+    /// /sys/class/dmi/id/bios_vendor.
+    pub bios_vendor: Option<String>,
+}
+
+impl Dmi {
+    fn fields(&self) -> [(&'static str, Option<&str>); 5] {
+        [
+            ("product_name", self.product_name.as_deref()),
+            ("sys_vendor", self.sys_vendor.as_deref()),
+            ("board_vendor", self.board_vendor.as_deref()),
+            ("bios_vendor", self.bios_vendor.as_deref()),
+            ("product_version", self.product_version.as_deref()),
+        ]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, v)| v.is_none())
+    }
+}
+
+/// Xen specifics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct XenInfo {
+    /// "dom0" (the control domain) or "domU".
+    pub role: &'static str,
+    /// "pv", "hvm", "pvh" or "unknown".
+    pub mode: &'static str,
+}
 
 /// What nestcore knows about the virtualization below and around this host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[non_exhaustive]
 pub struct VirtReport {
-    /// systemd-detect-virt's id of the hypervisor below ("none" on bare metal).
+    /// systemd-detect-virt's id of the hypervisor below: none, kvm, qemu, bochs, xen, uml,
+    /// vmware, oracle, microsoft, zvm, parallels, bhyve, qnx, acrn, powervm, apple, sre, google,
+    /// amazon, vm-other.
     pub hypervisor: String,
+    /// A readable name of the hypervisor ("KVM", "Microsoft Hyper-V", ...), when one was found.
+    pub hypervisor_name: Option<String>,
+    /// Every CPUID hypervisor signature, in leaf order.
+    pub signatures: Vec<Signature>,
+    /// DMI strings, when /sys/class/dmi/id exists.
+    pub dmi: Option<Dmi>,
+    /// Xen role and mode, under Xen.
+    pub xen: Option<XenInfo>,
+    /// systemd-detect-virt's container id: none, docker, podman, lxc, lxc-libvirt,
+    /// systemd-nspawn, openvz, rkt, wsl, proot, pouch, container-other.
+    pub container: String,
+    /// The cloud, when DMI tells: aws, gcp, azure, alibaba, oracle, openstack, digitalocean, ...
+    pub cloud: Option<String>,
     /// What proved it.
     pub evidence: Vec<Evidence>,
+}
+
+/// Maps a CPUID signature to (systemd id, readable name).
+pub fn signature_id(sig: &str) -> (&'static str, &'static str) {
+    match sig {
+        "KVMKVMKVM" => ("kvm", "KVM"),
+        "Linux KVM Hv" => ("kvm", "KVM (Hyper-V personality)"),
+        "TCGTCGTCGTCG" => ("qemu", "QEMU TCG"),
+        "Microsoft Hv" => ("microsoft", "Microsoft Hyper-V"),
+        "VMwareVMware" => ("vmware", "VMware"),
+        "XenVMMXenVMM" => ("xen", "Xen"),
+        "bhyve bhyve" | "bhyve bhyve " | "BHyVE BHyVE" | "BHyVE BHyVE " => ("bhyve", "bhyve"),
+        "QNXQVMBSQG" => ("qnx", "QNX hypervisor"),
+        "ACRNACRNACRN" => ("acrn", "ACRN"),
+        "SRESRESRESRE" => ("sre", "SRE"),
+        "Apple VZ" => ("apple", "Apple Virtualization"),
+        "LKVMLKVMLKVM" => ("kvm", "KVM (kvmtool)"),
+        "OpenBSDVMM58" => ("vm-other", "OpenBSD vmm"),
+        "UnisysSpar64" => ("vm-other", "Unisys s-Par"),
+        "VBoxVBoxVBox" => ("oracle", "VirtualBox"),
+        "prl hyperv" | "prl hyperv  " => ("parallels", "Parallels"),
+        _ => ("vm-other", "unknown hypervisor"),
+    }
+}
+
+/// Maps DMI strings by prefix (systemd's table, plus QEMU's old "Bochs" default which is QEMU).
+fn dmi_id(dmi: &Dmi) -> Option<(&'static str, &'static str, &'static str, String)> {
+    const TABLE: &[(&str, &str, &str)] = &[
+        ("KVM", "kvm", "KVM"),
+        ("OpenStack", "kvm", "KVM (OpenStack)"),
+        ("KubeVirt", "kvm", "KVM (KubeVirt)"),
+        ("Amazon EC2", "amazon", "Amazon EC2"),
+        ("QEMU", "qemu", "QEMU"),
+        ("VMware", "vmware", "VMware"),
+        ("VMW", "vmware", "VMware"),
+        ("innotek GmbH", "oracle", "VirtualBox"),
+        ("VirtualBox", "oracle", "VirtualBox"),
+        ("Oracle Corporation", "oracle", "VirtualBox"),
+        ("Xen", "xen", "Xen"),
+        // QEMU's SMBIOS said "Bochs" before it said "QEMU"; the Bochs emulator itself has no SMBIOS
+        // of this kind. virt-what calls these machines qemu, as we do.
+        ("Bochs", "qemu", "QEMU"),
+        ("Parallels", "parallels", "Parallels"),
+        ("BHYVE", "bhyve", "bhyve"),
+        ("Hyper-V", "microsoft", "Microsoft Hyper-V"),
+        ("Apple Virtualization", "apple", "Apple Virtualization"),
+        ("Google Compute Engine", "google", "Google Compute Engine"),
+        ("Alibaba Cloud ECS", "kvm", "KVM (Alibaba Cloud)"),
+        ("Nutanix", "kvm", "KVM (Nutanix AHV)"),
+        ("RHEV Hypervisor", "kvm", "KVM (RHEV)"),
+        ("oVirt Node", "kvm", "KVM (oVirt)"),
+        ("UpCloud", "kvm", "KVM (UpCloud)"),
+        ("DigitalOcean", "kvm", "KVM (DigitalOcean)"),
+    ];
+    for (field, value) in dmi.fields() {
+        let Some(v) = value else { continue };
+        for (prefix, id, name) in TABLE {
+            if v.starts_with(prefix) {
+                return Some((id, name, field, v.to_string()));
+            }
+        }
+    }
+    // Hyper-V's own firmware: "Microsoft Corporation" / "Virtual Machine" (also Azure).
+    if dmi.sys_vendor.as_deref() == Some("Microsoft Corporation")
+        && dmi.product_name.as_deref() == Some("Virtual Machine")
+    {
+        return Some((
+            "microsoft",
+            "Microsoft Hyper-V",
+            "product_name",
+            "Virtual Machine".into(),
+        ));
+    }
+    None
+}
+
+fn cloud_of(dmi: &Dmi) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("Amazon EC2", "aws"),
+        ("Google", "gcp"),
+        ("Alibaba Cloud", "alibaba"),
+        ("OracleCloud", "oracle"),
+        ("OpenStack", "openstack"),
+        ("DigitalOcean", "digitalocean"),
+        ("Hetzner", "hetzner"),
+        ("UpCloud", "upcloud"),
+        ("Tencent Cloud", "tencent"),
+        ("Scaleway", "scaleway"),
+        ("Linode", "linode"),
+        ("Vultr", "vultr"),
+        ("Nutanix", "nutanix"),
+    ];
+    for (_, v) in dmi.fields() {
+        let Some(v) = v else { continue };
+        if let Some((_, c)) = TABLE.iter().find(|(p, _)| v.starts_with(p)) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Walks the hypervisor leaves. At most 16 bases.
+fn signatures(host: &Host) -> Vec<Signature> {
+    let mut out = Vec::new();
+    let mut base = 0x4000_0000u32;
+    while base < 0x4001_0000 {
+        let Some(r) = host.cpuid(base, 0) else { break };
+        let max = r[0];
+        let sig = regs_string(&[r[1], r[2], r[3]]);
+        // A base is valid when its max leaf lies in [base, base + 0xff] (KVM once reported 0 in
+        // EAX, meaning base + 1), and its signature is printable text.
+        let valid_max = (base..base + 0x100).contains(&max) || (max == 0 && base == 0x4000_0000);
+        let printable = sig.len() >= 4 && sig.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        if !valid_max || !printable {
+            break;
+        }
+        out.push(Signature {
+            leaf: format!("{base:#010x}"),
+            signature: sig,
+            max_leaf: format!("{max:#010x}"),
+        });
+        base += 0x100;
+    }
+    out
+}
+
+fn read_dmi(host: &Host) -> Option<Dmi> {
+    let read = |f: &str| {
+        host.read_trimmed(&format!("/sys/class/dmi/id/{f}"))
+            .ok()
+            .filter(|s| !s.is_empty())
+    };
+    let dmi = Dmi {
+        sys_vendor: read("sys_vendor"),
+        product_name: read("product_name"),
+        product_version: read("product_version"),
+        board_vendor: read("board_vendor"),
+        bios_vendor: read("bios_vendor"),
+    };
+    (!dmi.is_empty()).then_some(dmi)
+}
+
+fn xen(host: &Host, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
+    let proc_xen = host.exists("/proc/xen");
+    let hv_type = host.read_trimmed("/sys/hypervisor/type").ok();
+    if !proc_xen && hv_type.as_deref() != Some("xen") {
+        return None;
+    }
+    let caps = host.read("/proc/xen/capabilities").unwrap_or_default();
+    let role = if caps.contains("control_d") {
+        "dom0"
+    } else {
+        "domU"
+    };
+    let mode = match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
+        Some("PV") => "pv",
+        Some("HVM") => "hvm",
+        Some("PVH") => "pvh",
+        _ => "unknown",
+    };
+    ev.push(Evidence::new(
+        if proc_xen {
+            "/proc/xen"
+        } else {
+            "/sys/hypervisor/type"
+        },
+        format!("Xen present; /proc/xen/capabilities {:?} ({role})", caps.trim()),
+    ));
+    Some(XenInfo { role, mode })
+}
+
+fn device_tree(host: &Host) -> Option<(&'static str, &'static str, String)> {
+    if let Ok(c) = host.read("/proc/device-tree/hypervisor/compatible") {
+        let c = c.replace('\0', " ");
+        let id = if c.contains("linux,kvm") {
+            ("kvm", "KVM")
+        } else if c.contains("xen") {
+            ("xen", "Xen")
+        } else if c.contains("vmware") {
+            ("vmware", "VMware")
+        } else {
+            ("vm-other", "unknown hypervisor")
+        };
+        return Some((
+            id.0,
+            id.1,
+            format!("/proc/device-tree/hypervisor/compatible: {}", c.trim()),
+        ));
+    }
+    if host.exists("/proc/device-tree/ibm,partition-name") && host.exists("/proc/device-tree/hmc-managed?") {
+        return Some((
+            "powervm",
+            "IBM PowerVM",
+            "/proc/device-tree/ibm,partition-name and hmc-managed?".into(),
+        ));
+    }
+    if let Ok(c) = host.read("/proc/device-tree/compatible") {
+        let c = c.replace('\0', " ");
+        if c.contains("qemu,pseries") {
+            return Some((
+                "qemu",
+                "QEMU",
+                format!("/proc/device-tree/compatible: {}", c.trim()),
+            ));
+        }
+        if c.contains("linux,dummy-virt") {
+            return Some((
+                "kvm",
+                "KVM (kvmtool)",
+                format!("/proc/device-tree/compatible: {}", c.trim()),
+            ));
+        }
+    }
+    if let Ok(names) = host.read_dir("/proc/device-tree") {
+        if let Some(n) = names.iter().find(|n| n.starts_with("fw-cfg")) {
+            return Some(("qemu", "QEMU", format!("/proc/device-tree/{n} (QEMU fw_cfg)")));
+        }
+    }
+    None
+}
+
+fn s390(host: &Host) -> Option<(&'static str, &'static str, String)> {
+    let text = host.read("/proc/sysinfo").ok()?;
+    let cp = text
+        .lines()
+        .find(|l| l.contains("Control Program:"))
+        .map(|l| l.trim().to_string());
+    Some(match cp {
+        Some(l) if l.contains("KVM") => ("kvm", "KVM", format!("/proc/sysinfo: {l}")),
+        Some(l) if l.contains("z/VM") => ("zvm", "IBM z/VM", format!("/proc/sysinfo: {l}")),
+        Some(l) => ("vm-other", "unknown hypervisor", format!("/proc/sysinfo: {l}")),
+        // LPAR: PR/SM is firmware, not a guest hypervisor in systemd's sense.
+        None => (
+            "none",
+            "IBM PR/SM (LPAR)",
+            "/proc/sysinfo: no Control Program line (LPAR)".into(),
+        ),
+    })
+}
+
+fn ppc(host: &Host, info: &CpuinfoBlock) -> Option<(&'static str, &'static str, String)> {
+    if host.exists("/proc/ppc64/lparcfg") {
+        let text = host.read("/proc/ppc64/lparcfg").unwrap_or_default();
+        // Under KVM (pseries), lparcfg exists too but has no partition entitlement of PowerVM.
+        if text.contains("partition_entitled_capacity") || text.contains("shared_processor_mode") {
+            return Some((
+                "powervm",
+                "IBM PowerVM",
+                "/proc/ppc64/lparcfg: PowerVM partition".into(),
+            ));
+        }
+    }
+    let machine = info.get("machine").unwrap_or_default();
+    if machine.contains("emulated by qemu") {
+        // pseries under QEMU: KVM (HV or PR) unless told otherwise.
+        return Some(("kvm", "KVM", format!("/proc/cpuinfo machine: {machine}")));
+    }
+    None
+}
+
+fn pci(host: &Host) -> Option<(&'static str, &'static str, String)> {
+    let text = host.read("/proc/bus/pci/devices").ok()?;
+    for line in text.lines() {
+        let id = line.split('\t').nth(1).unwrap_or_default();
+        let vendor = id.get(..4).unwrap_or_default();
+        let found = match vendor {
+            "5853" => ("xen", "Xen"),
+            "15ad" => ("vmware", "VMware"),
+            "80ee" => ("oracle", "VirtualBox"),
+            "1414" => ("microsoft", "Microsoft Hyper-V"),
+            _ => continue,
+        };
+        return Some((
+            found.0,
+            found.1,
+            format!("/proc/bus/pci/devices: PCI vendor {vendor} (device {id})"),
+        ));
+    }
+    None
+}
+
+fn container(host: &Host, ev: &mut Vec<Evidence>) -> &'static str {
+    let map = |name: &str| -> &'static str {
+        match name.trim() {
+            "" => "none",
+            "docker" => "docker",
+            "podman" => "podman",
+            "lxc" => "lxc",
+            "lxc-libvirt" => "lxc-libvirt",
+            "systemd-nspawn" => "systemd-nspawn",
+            "rkt" => "rkt",
+            "wsl" => "wsl",
+            "proot" => "proot",
+            "pouch" => "pouch",
+            "openvz" => "openvz",
+            _ => "container-other",
+        }
+    };
+    if host.exists("/proc/vz") && !host.exists("/proc/bc") {
+        ev.push(Evidence::new(
+            "/proc/vz",
+            "exists without /proc/bc: an OpenVZ container",
+        ));
+        return "openvz";
+    }
+    if let Ok(rel) = host.read_trimmed("/proc/sys/kernel/osrelease") {
+        if rel.contains("Microsoft") || rel.contains("WSL") {
+            ev.push(Evidence::new(
+                "/proc/sys/kernel/osrelease",
+                format!("{rel:?}: Windows Subsystem for Linux"),
+            ));
+            return "wsl";
+        }
+    }
+    for f in ["/run/systemd/container", "/run/host/container-manager"] {
+        if let Ok(v) = host.read_trimmed(f) {
+            if !v.is_empty() {
+                ev.push(Evidence::new(f, v.clone()));
+                return map(&v);
+            }
+        }
+    }
+    match host.read_bytes("/proc/1/environ") {
+        Ok(env) => {
+            if let Some(v) = env
+                .split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(b"container="))
+            {
+                let v = String::from_utf8_lossy(v).into_owned();
+                ev.push(Evidence::new("/proc/1/environ", format!("container={v}")));
+                return map(&v);
+            }
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            ev.push(Evidence::new("/proc/1/environ", format!("unreadable: {e}")));
+        }
+        Err(_) => {}
+    }
+    if host.exists("/run/.containerenv") {
+        ev.push(Evidence::new("/run/.containerenv", "exists: a podman container"));
+        return "podman";
+    }
+    if host.exists("/.dockerenv") {
+        ev.push(Evidence::new("/.dockerenv", "exists: a docker container"));
+        return "docker";
+    }
+    for f in ["/proc/self/cgroup", "/proc/1/cgroup"] {
+        if let Ok(cg) = host.read(f) {
+            let hit = if cg.contains("/docker/") || cg.contains("docker-") {
+                Some("docker")
+            } else if cg.contains("/libpod") {
+                Some("podman")
+            } else if cg.contains("/lxc/") || cg.contains("lxc.payload") {
+                Some("lxc")
+            } else if cg.contains("kubepods") || cg.contains("crio-") {
+                Some("container-other")
+            } else {
+                None
+            };
+            if let Some(c) = hit {
+                let line = cg
+                    .lines()
+                    .find(|l| l.len() > 3 && !l.ends_with(":/"))
+                    .unwrap_or_default();
+                ev.push(Evidence::new(
+                    f,
+                    format!("cgroup path names a {c} container: {line}"),
+                ));
+                return c;
+            }
+        }
+    }
+    if let Ok(status) = host.read("/proc/self/status") {
+        for l in status.lines() {
+            if let Some(v) = l.strip_prefix("VxID:").or_else(|| l.strip_prefix("s_context:")) {
+                if v.trim() != "0" {
+                    ev.push(Evidence::new(
+                        "/proc/self/status",
+                        format!("{}: a Linux-VServer guest", l.trim()),
+                    ));
+                    return "container-other";
+                }
+            }
+            if let Some(v) = l.strip_prefix("envID:") {
+                if v.trim() != "0" {
+                    ev.push(Evidence::new(
+                        "/proc/self/status",
+                        format!("{}: an OpenVZ container", l.trim()),
+                    ));
+                    return "openvz";
+                }
+            }
+        }
+    }
+    if let Ok(v) = host.read("/proc/version") {
+        if v.contains("BrandZ") {
+            ev.push(Evidence::new(
+                "/proc/version",
+                "BrandZ virtual linux: an illumos LX zone",
+            ));
+            return "container-other";
+        }
+    }
+    "none"
+}
+
+/// Detects the hypervisor, container and cloud.
+pub fn detect(host: &Host, info: &CpuinfoBlock, hypervisor_bit: Option<bool>) -> VirtReport {
+    let mut ev = Vec::new();
+    let sigs = if hypervisor_bit == Some(true) {
+        signatures(host)
+    } else {
+        Vec::new()
+    };
+    for s in &sigs {
+        ev.push(Evidence::new(
+            format!("cpuid {}", s.leaf),
+            format!("signature {:?} (max leaf {})", s.signature, s.max_leaf),
+        ));
+    }
+    if hypervisor_bit == Some(true) && sigs.is_empty() {
+        ev.push(Evidence::new(
+            "cpuid 0x40000000",
+            "hypervisor bit set but no valid signature",
+        ));
+    }
+    // A non-Hyper-V signature is the real hypervisor: Hyper-V personalities come first.
+    let primary = sigs
+        .iter()
+        .find(|s| s.signature != "Microsoft Hv")
+        .or_else(|| sigs.first())
+        .map(|s| signature_id(&s.signature));
+
+    let dmi = read_dmi(host);
+    let dmi_hit = dmi.as_ref().and_then(dmi_id);
+    if let Some((id, _, field, v)) = &dmi_hit {
+        ev.push(Evidence::new(
+            format!("/sys/class/dmi/id/{field}"),
+            format!("{v:?}: {id}"),
+        ));
+    }
+    let xen = xen(host, &mut ev);
+
+    let mut amazon_metal = false;
+    let decided: Option<(&str, &str)> = {
+        let dmi_id_only = dmi_hit.as_ref().map(|(id, name, _, _)| (*id, *name));
+        match (primary, dmi_id_only) {
+            // Hypervisors that imitate KVM's signature: DMI tells the truth.
+            (Some(_), Some((d @ ("oracle" | "parallels"), n))) => Some((d, n)),
+            // A KVM guest whose only signature is Hyper-V's (KVM leaf hidden): DMI says QEMU/KVM.
+            (Some(("microsoft", _)), Some((d @ ("qemu" | "kvm"), _))) => Some((
+                if d == "qemu" { "kvm" } else { d },
+                "KVM (Hyper-V enlightenments)",
+            )),
+            (Some(p), _) => Some(p),
+            (None, Some(("amazon", _))) => {
+                amazon_metal = dmi
+                    .as_ref()
+                    .and_then(|d| d.product_name.as_deref())
+                    .is_some_and(|p| p.ends_with(".metal"));
+                if amazon_metal {
+                    ev.push(Evidence::new(
+                        "/sys/class/dmi/id/product_name",
+                        "an EC2 .metal instance: bare metal",
+                    ));
+                    Some(("none", "none"))
+                } else {
+                    Some(("amazon", "Amazon EC2"))
+                }
+            }
+            (None, Some(d)) if xen.is_none() => Some(d),
+            _ => None,
+        }
+    };
+
+    let (hypervisor, name): (String, Option<String>) = if let Some((id, n)) = decided {
+        (id.to_string(), (id != "none").then(|| n.to_string()))
+    } else if let Some(x) = &xen {
+        ("xen".into(), Some(format!("Xen ({} {})", x.role, x.mode)))
+    } else {
+        let other = device_tree(host)
+            .or_else(|| s390(host))
+            .or_else(|| ppc(host, info))
+            .or_else(|| {
+                let uml =
+                    info.get("vendor_id") == Some("User Mode Linux") || info.get("model name") == Some("UML");
+                uml.then(|| {
+                    (
+                        "uml",
+                        "User Mode Linux",
+                        "/proc/cpuinfo: User Mode Linux".to_string(),
+                    )
+                })
+            });
+        let other = other.or_else(|| {
+            let t = host
+                .read_trimmed("/sys/hypervisor/type")
+                .ok()
+                .filter(|t| !t.is_empty())?;
+            Some((
+                "vm-other",
+                "unknown hypervisor",
+                format!("/sys/hypervisor/type: {t}"),
+            ))
+        });
+        let other = other.or_else(|| {
+            // sun4v logical domains: the machine description device exists only there.
+            (info.get("type") == Some("sun4v") && host.exists("/dev/mdesc")).then(|| {
+                (
+                    "vm-other",
+                    "Oracle LDoms",
+                    "/dev/mdesc on sun4v: a logical domain".to_string(),
+                )
+            })
+        });
+        // PCI ids only where nothing better exists and the CPU says it is virtualised or CPUID is
+        // not available to ask.
+        let other = other.or_else(|| {
+            if hypervisor_bit == Some(false) && info.has_flag("hypervisor") != Some(true) {
+                return None;
+            }
+            pci(host)
+        });
+        match other {
+            Some((id, n, why)) => {
+                ev.push(Evidence::new("platform", why));
+                (id.to_string(), (id != "none").then(|| n.to_string()))
+            }
+            None => {
+                let flagged = hypervisor_bit == Some(true) || info.has_flag("hypervisor") == Some(true);
+                if flagged {
+                    ev.push(Evidence::new(
+                        "hypervisor bit",
+                        "set, but no signature, DMI or platform file names the hypervisor",
+                    ));
+                    ("vm-other".into(), Some("unknown hypervisor".into()))
+                } else {
+                    ("none".into(), None)
+                }
+            }
+        }
+    };
+
+    let container = container(host, &mut ev).to_string();
+    let cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
+    let _ = amazon_metal;
+    VirtReport {
+        hypervisor,
+        hypervisor_name: name,
+        signatures: sigs,
+        dmi,
+        xen,
+        container,
+        cloud,
+        evidence: ev,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_table() {
+        assert_eq!(signature_id("KVMKVMKVM").0, "kvm");
+        assert_eq!(signature_id("Microsoft Hv").0, "microsoft");
+        assert_eq!(signature_id("garbage!").0, "vm-other");
+    }
+
+    #[test]
+    fn dmi_prefixes() {
+        let d = Dmi {
+            sys_vendor: Some("innotek GmbH".into()),
+            ..Default::default()
+        };
+        assert_eq!(dmi_id(&d).unwrap().0, "oracle");
+        let d = Dmi {
+            product_name: Some("Standard PC".into()),
+            sys_vendor: Some("QEMU".into()),
+            ..Default::default()
+        };
+        assert_eq!(dmi_id(&d).unwrap().0, "qemu");
+        let d = Dmi {
+            sys_vendor: Some("LENOVO".into()),
+            ..Default::default()
+        };
+        assert!(dmi_id(&d).is_none());
+        let d = Dmi {
+            sys_vendor: Some("Amazon EC2".into()),
+            ..Default::default()
+        };
+        assert_eq!(cloud_of(&d), Some("aws"));
+    }
 }

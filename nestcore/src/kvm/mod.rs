@@ -1,8 +1,408 @@
-//! KVM: /dev/kvm, the API, the vendor modules and their parameters, the guest probe.
+//! KVM: /dev/kvm, the API, the vendor modules and their typed parameters, the guest probe.
+//!
+//! Only a live host opens /dev/kvm; a recorded root reports the device as present or absent.
+
+mod device;
+mod probe;
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use device::{Capabilities, DeviceReport, DeviceState};
+pub use probe::ProbeReport;
+
+use crate::cpu::{CpuReport, Extension, Vendor};
+use crate::report::Evidence;
+use crate::Host;
+
+/// A tri-state for settings whose truth can be unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tri {
+    /// On.
+    Enabled,
+    /// Off.
+    Disabled,
+    /// Not known (module not loaded, parameter absent).
+    Unknown,
+}
+
+/// How a module is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleState {
+    /// Loaded as a loadable module (/sys/module/X/initstate exists).
+    Loaded,
+    /// Built into the kernel (parameters in /sys/module/X but no initstate).
+    Builtin,
+    /// Not loaded (and not known to be built in).
+    Absent,
+}
+
+/// A typed module parameter value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    /// A bool parameter (`Y`/`N`, or `1`/`0` for int-typed booleans such as kvm_amd's `nested`).
+    Bool(bool),
+    /// An integer parameter.
+    Int(i64),
+    /// Anything else, verbatim.
+    Text(String),
+}
+
+impl ParamValue {
+    /// True/false for a boolean-ish value.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ParamValue::Bool(b) => Some(*b),
+            ParamValue::Int(i) => Some(*i != 0),
+            ParamValue::Text(_) => None,
+        }
+    }
+}
+
+/// Parses a sysfs boolean the way the kernel's `param_set_bool` accepts it: Y/y/1/on and N/n/0/off.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim() {
+        "Y" | "y" | "1" | "on" | "yes" => Some(true),
+        "N" | "n" | "0" | "off" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Bool,
+    /// An int that is used as a boolean (kvm_amd's nested, npt, avic, ...).
+    IntBool,
+    Int,
+}
+
+/// The parameters nestcore reads for each module, with their kernel types. A fixed list keeps the
+/// cost flat (a few system calls each) instead of reading all ~30 parameters of kvm_intel.
+const PARAMS: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "kvm_intel",
+        &[
+            ("nested", Kind::Bool),
+            ("ept", Kind::Bool),
+            ("vpid", Kind::Bool),
+            ("enable_shadow_vmcs", Kind::Bool),
+            ("enable_apicv", Kind::Bool),
+            ("unrestricted_guest", Kind::Bool),
+            ("flexpriority", Kind::Bool),
+            ("pml", Kind::Bool),
+        ],
+    ),
+    (
+        "kvm_amd",
+        &[
+            ("nested", Kind::IntBool),
+            ("npt", Kind::IntBool),
+            ("avic", Kind::IntBool),
+            ("nrips", Kind::IntBool),
+            ("vgif", Kind::IntBool),
+            ("vls", Kind::IntBool),
+            ("sev", Kind::IntBool),
+        ],
+    ),
+    ("kvm", &[("halt_poll_ns", Kind::Int)]),
+    ("kvm_pvm", &[]),
+];
+
+/// One kernel module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModuleReport {
+    /// Module name (`kvm_intel`).
+    pub name: String,
+    /// Loaded, built in or absent.
+    pub state: ModuleState,
+    /// /sys/module/X/refcnt for a loaded module.
+    pub refcnt: Option<u32>,
+    /// /sys/module/X/holders/ for a loaded module.
+    pub holders: Vec<String>,
+    /// Typed parameters (the ones that matter for nesting and its performance).
+    pub parameters: BTreeMap<String, ParamValue>,
+}
+
+impl ModuleReport {
+    /// A parameter as a bool.
+    pub fn param_bool(&self, name: &str) -> Option<bool> {
+        self.parameters.get(name).and_then(ParamValue::as_bool)
+    }
+
+    /// Whether the module is in use (refcnt > 0 or holders).
+    pub fn in_use(&self) -> bool {
+        self.refcnt.unwrap_or(0) > 0 || !self.holders.is_empty()
+    }
+}
+
+/// Reads one module from /sys/module.
+pub fn read_module(host: &Host, name: &str, kernel: Option<&str>) -> ModuleReport {
+    let base = format!("/sys/module/{name}");
+    let mut m = ModuleReport {
+        name: name.to_string(),
+        state: ModuleState::Absent,
+        refcnt: None,
+        holders: Vec::new(),
+        parameters: BTreeMap::new(),
+    };
+    let initstate = host.read_trimmed(&format!("{base}/initstate"));
+    let params_known = PARAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .unwrap_or(&[]);
+    match initstate {
+        Ok(_) => {
+            m.state = ModuleState::Loaded;
+            m.refcnt = host
+                .read_trimmed(&format!("{base}/refcnt"))
+                .ok()
+                .and_then(|s| s.parse().ok());
+            m.holders = host
+                .read_dir(&format!("{base}/holders"))
+                .map(|v| v.into_iter().filter(|n| !n.starts_with('.')).collect())
+                .unwrap_or_default();
+        }
+        Err(_) => {
+            if host.is_dir(&format!("{base}/parameters")) {
+                m.state = ModuleState::Builtin;
+            } else if let Some(k) = kernel {
+                // Built in without parameters shows no /sys/module entry at all.
+                let builtin = host
+                    .read(&format!("/lib/modules/{k}/modules.builtin"))
+                    .unwrap_or_default();
+                let file = format!("/{}.ko", name.replace('_', "-"));
+                let file2 = format!("/{name}.ko");
+                if builtin.lines().any(|l| l.ends_with(&file) || l.ends_with(&file2)) {
+                    m.state = ModuleState::Builtin;
+                }
+            }
+        }
+    }
+    if m.state != ModuleState::Absent {
+        for (p, kind) in params_known {
+            let Ok(raw) = host.read_trimmed(&format!("{base}/parameters/{p}")) else {
+                continue;
+            };
+            let v = match kind {
+                Kind::Bool => parse_bool(&raw).map(ParamValue::Bool),
+                Kind::IntBool => raw
+                    .parse::<i64>()
+                    .ok()
+                    .map(|i| ParamValue::Bool(i != 0))
+                    .or_else(|| parse_bool(&raw).map(ParamValue::Bool)),
+                Kind::Int => raw.parse::<i64>().ok().map(ParamValue::Int),
+            };
+            m.parameters
+                .insert((*p).to_string(), v.unwrap_or(ParamValue::Text(raw)));
+        }
+    }
+    m
+}
+
 /// What nestcore knows about KVM on this host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
-pub struct KvmReport {}
+pub struct KvmReport {
+    /// /dev/kvm: state, API version, capabilities.
+    pub device: DeviceReport,
+    /// The backend module that provides KVM: "kvm_intel", "kvm_amd", "kvm_pvm", or `None`.
+    pub backend: Option<String>,
+    /// The modules inspected (kvm, the vendor module(s), kvm_pvm when present).
+    pub modules: Vec<ModuleReport>,
+    /// The vendor module's `nested` parameter.
+    pub nested: Tri,
+    /// Whether KVM_GET_SUPPORTED_CPUID offers VMX/SVM to guests: the authoritative answer to "will
+    /// my guests get VMX/SVM". `None` when not asked (recorded root, /dev/kvm not usable).
+    pub nested_effective: Option<bool>,
+    /// The functional probe, when it ran.
+    pub probe: Option<ProbeReport>,
+    /// What proved it.
+    pub evidence: Vec<Evidence>,
+}
+
+impl KvmReport {
+    /// The module named `name`, if inspected.
+    pub fn module(&self, name: &str) -> Option<&ModuleReport> {
+        self.modules.iter().find(|m| m.name == name)
+    }
+}
+
+/// Options for [`detect`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KvmOptions {
+    /// Run the functional probe (live host only).
+    pub probe: bool,
+}
+
+/// Detects KVM's state.
+pub fn detect(host: &Host, cpu: &CpuReport, kernel: Option<&str>, opts: KvmOptions) -> KvmReport {
+    let mut ev = Vec::new();
+    let vendor_modules: &[&str] = match cpu.vendor.kvm_module() {
+        Some(m) => {
+            if m == "kvm_intel" {
+                &["kvm_intel"]
+            } else {
+                &["kvm_amd"]
+            }
+        }
+        None if matches!(cpu.vendor, Vendor::Unknown | Vendor::Other)
+            && cpu.arch.as_deref().is_some_and(|a| a.starts_with("x86")) =>
+        {
+            &["kvm_intel", "kvm_amd"]
+        }
+        None => &[],
+    };
+    let mut modules: Vec<ModuleReport> = Vec::new();
+    modules.push(read_module(host, "kvm", kernel));
+    for name in vendor_modules {
+        modules.push(read_module(host, name, kernel));
+    }
+    if host.exists("/sys/module/kvm_pvm") {
+        modules.push(read_module(host, "kvm_pvm", kernel));
+    }
+    for m in &modules {
+        let detail = match m.state {
+            ModuleState::Loaded => format!(
+                "loaded, refcnt {}, holders [{}]{}",
+                m.refcnt.map_or("?".into(), |r| r.to_string()),
+                m.holders.join(", "),
+                params_text(m)
+            ),
+            ModuleState::Builtin => format!("built into the kernel{}", params_text(m)),
+            ModuleState::Absent => "not loaded".into(),
+        };
+        ev.push(Evidence::new(format!("/sys/module/{}", m.name), detail));
+    }
+
+    let present = |n: &str| {
+        modules
+            .iter()
+            .any(|m| m.name == n && m.state != ModuleState::Absent)
+    };
+    let backend = ["kvm_intel", "kvm_amd", "kvm_pvm"]
+        .into_iter()
+        .find(|n| present(n))
+        .map(str::to_string)
+        .or_else(|| {
+            // arm64, s390, ppc: KVM is the core module itself.
+            (present("kvm") && !cpu.arch.as_deref().is_some_and(|a| a.starts_with("x86")))
+                .then(|| "kvm".to_string())
+        });
+
+    let vendor_mod = modules
+        .iter()
+        .find(|m| (m.name == "kvm_intel" || m.name == "kvm_amd") && m.state != ModuleState::Absent);
+    let nested = match vendor_mod.and_then(|m| m.param_bool("nested")) {
+        Some(true) => Tri::Enabled,
+        Some(false) => Tri::Disabled,
+        None => Tri::Unknown,
+    };
+
+    let want = match cpu.extension {
+        Extension::Svm => Some(Extension::Svm),
+        Extension::Vmx => Some(Extension::Vmx),
+        _ => cpu.vendor.extension(),
+    };
+    let device = device::inspect(host, want, &mut ev);
+    let nested_effective = device.offers_extension;
+    let probe = if opts.probe && host.is_live() && device.state == DeviceState::Usable {
+        let p = probe::run(&host.path("/dev/kvm"));
+        ev.push(Evidence::new(
+            "probe",
+            match &p.error {
+                None => format!(
+                    "VM with one vCPU ran {} guest instructions to completion in {} µs",
+                    p.instructions, p.duration_us
+                ),
+                Some(e) => format!("failed at {}: {e}", p.stage),
+            },
+        ));
+        Some(p)
+    } else {
+        None
+    };
+
+    KvmReport {
+        device,
+        backend,
+        modules,
+        nested,
+        nested_effective,
+        probe,
+        evidence: ev,
+    }
+}
+
+fn params_text(m: &ModuleReport) -> String {
+    if m.parameters.is_empty() {
+        return String::new();
+    }
+    let p: Vec<String> = m
+        .parameters
+        .iter()
+        .map(|(k, v)| match v {
+            ParamValue::Bool(b) => format!("{k}={}", if *b { "on" } else { "off" }),
+            ParamValue::Int(i) => format!("{k}={i}"),
+            ParamValue::Text(t) => format!("{k}={t}"),
+        })
+        .collect();
+    format!("; {}", p.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bools() {
+        for t in ["Y", "y", "1", "on"] {
+            assert_eq!(parse_bool(t), Some(true));
+        }
+        for f in ["N", "n", "0", "off"] {
+            assert_eq!(parse_bool(f), Some(false));
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn module_states_from_a_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, c: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        };
+        w("sys/module/kvm_amd/initstate", "live\n");
+        w("sys/module/kvm_amd/refcnt", "2\n");
+        w("sys/module/kvm_amd/parameters/nested", "1\n");
+        w("sys/module/kvm_amd/parameters/npt", "garbage\n");
+        w("sys/module/kvm_intel/parameters/nested", "Y\n");
+        w(
+            "lib/modules/6.1.0/modules.builtin",
+            "kernel/arch/x86/kvm/kvm.ko\n",
+        );
+        std::fs::create_dir_all(d.path().join("sys/module/kvm_amd/holders")).unwrap();
+        let host = Host::from_root(d.path()).unwrap();
+        let amd = read_module(&host, "kvm_amd", None);
+        assert_eq!(amd.state, ModuleState::Loaded);
+        assert_eq!(amd.refcnt, Some(2));
+        assert!(amd.in_use());
+        assert_eq!(amd.param_bool("nested"), Some(true));
+        assert_eq!(
+            amd.parameters.get("npt"),
+            Some(&ParamValue::Text("garbage".into()))
+        );
+        let intel = read_module(&host, "kvm_intel", None);
+        assert_eq!(intel.state, ModuleState::Builtin);
+        assert_eq!(
+            read_module(&host, "kvm", Some("6.1.0")).state,
+            ModuleState::Builtin
+        );
+        assert_eq!(read_module(&host, "kvm", None).state, ModuleState::Absent);
+    }
+}

@@ -1,0 +1,491 @@
+//! From detection to verdict: `kvm_usable`, `nested_for_guests`, and findings with codes,
+//! evidence and remedies. Pure: reads nothing, so every rule is testable on built reports.
+
+use crate::cpu::{CpuReport, Extension, FirmwareState};
+use crate::hypervisor::VirtReport;
+use crate::kvm::{DeviceState, KvmReport, ModuleState, Tri};
+use crate::report::{CmdlineReport, Evidence, Finding, Level, NestedForGuests, Verdict};
+
+const C_HW: &str = "Checking for hardware virtualization";
+const C_MOD: &str = "Checking for the KVM module";
+const C_DEV: &str = "Checking if /dev/kvm is usable";
+const C_NESTED: &str = "Checking if guests can get VMX/SVM (nested)";
+const C_PERF: &str = "Checking nested performance features";
+const C_PROBE: &str = "Checking that a guest runs (functional probe)";
+
+struct Builder {
+    findings: Vec<Finding>,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        code: &'static str,
+        level: Level,
+        check: &'static str,
+        message: String,
+        evidence: Vec<Evidence>,
+        remedy: Option<String>,
+    ) {
+        self.findings.push(Finding {
+            code,
+            level,
+            check,
+            message,
+            evidence,
+            remedy,
+        });
+    }
+}
+
+fn guest_of(virt: &VirtReport, cpu: &CpuReport) -> bool {
+    virt.hypervisor != "none" || cpu.hypervisor_bit == Some(true) || cpu.flags_hypervisor == Some(true)
+}
+
+fn cpu_ev(cpu: &CpuReport) -> Vec<Evidence> {
+    cpu.evidence
+        .iter()
+        .filter(|e| {
+            e.source.starts_with("cpuid 0x1")
+                || e.source.starts_with("cpuid 0x8")
+                || e.source == "/proc/cpuinfo"
+                || e.source.starts_with("MSR")
+        })
+        .cloned()
+        .collect()
+}
+
+fn kvm_ev(kvm: &KvmReport, prefix: &str) -> Vec<Evidence> {
+    kvm.evidence
+        .iter()
+        .filter(|e| e.source.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+/// Builds the verdict.
+pub fn judge(
+    cpu: &CpuReport,
+    virt: &VirtReport,
+    kvm: &KvmReport,
+    cmdline: &CmdlineReport,
+    live: bool,
+) -> Verdict {
+    let mut b = Builder { findings: Vec::new() };
+    let ext = cpu.extension;
+    let guest = guest_of(virt, cpu);
+    let pvm = kvm.backend.as_deref() == Some("kvm_pvm");
+    let vendor_mod_name = match ext {
+        Extension::Vmx | Extension::Svm => ext.kvm_module(),
+        _ => cpu.vendor.kvm_module().unwrap_or("kvm_intel"),
+    };
+    let vendor_mod = kvm
+        .module(vendor_mod_name)
+        .filter(|m| m.state != ModuleState::Absent);
+    let hv_name = virt
+        .hypervisor_name
+        .clone()
+        .unwrap_or_else(|| virt.hypervisor.clone());
+    let ext_name = match cpu.vendor.extension() {
+        Some(Extension::Svm) => "svm (AMD-V)",
+        _ => "vmx (VT-x)",
+    };
+
+    // 1. Hardware extension.
+    let mut firmware = cpu.firmware;
+    if firmware == FirmwareState::Unknown && vendor_mod.is_some_and(|m| m.state == ModuleState::Loaded) {
+        // kvm_intel/kvm_amd refuse to load when firmware disabled the extension.
+        firmware = FirmwareState::Enabled;
+    }
+    match ext {
+        Extension::Vmx | Extension::Svm if firmware == FirmwareState::Disabled => b.add(
+            "cpu.firmware_disabled",
+            Level::Fail,
+            C_HW,
+            format!(
+                "The CPU has {} but firmware disabled it (CPUID reports it; the kernel's flags or the MSR do not)",
+                ext.marketing_name()
+            ),
+            cpu_ev(cpu),
+            Some(format!(
+                "Enable {} in the firmware setup (BIOS/UEFI: \"Virtualization Technology\", \"SVM Mode\"), power-cycle, and check that /proc/cmdline has no clearcpuid= removing it",
+                if ext == Extension::Vmx { "Intel Virtualization Technology (VT-x)" } else { "SVM mode (AMD-V)" }
+            )),
+        ),
+        Extension::Vmx | Extension::Svm => b.add(
+            "cpu.extension_present",
+            Level::Pass,
+            C_HW,
+            format!("The CPU offers {} ({})", ext.marketing_name(), ext.as_str()),
+            cpu_ev(cpu),
+            None,
+        ),
+        Extension::None if guest => b.add(
+            "cpu.extension_hidden_by_hypervisor",
+            if pvm { Level::Warn } else { Level::Fail },
+            C_HW,
+            format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it"),
+            cpu_ev(cpu),
+            Some(format!(
+                "On the host below: enable nesting there (`nestcore enable` on that host), and give this guest the extension: libvirt <cpu mode='host-passthrough'/> or <feature policy='require' name='{}'/>; QEMU -cpu host or -cpu <model>,{}=on",
+                if ext_name.starts_with("svm") { "svm" } else { "vmx" },
+                if ext_name.starts_with("svm") { "svm" } else { "vmx" }
+            )),
+        ),
+        Extension::None => b.add(
+            "cpu.extension_missing",
+            Level::Fail,
+            C_HW,
+            "The CPU has neither VMX (VT-x) nor SVM (AMD-V): it cannot run KVM guests with hardware acceleration".into(),
+            cpu_ev(cpu),
+            Some("Use a CPU with VT-x or AMD-V; without one, QEMU can only emulate (TCG), much more slowly".into()),
+        ),
+        Extension::Unknown => b.add(
+            "cpu.extension_unknown",
+            Level::Info,
+            C_HW,
+            match cpu.arch.as_deref() {
+                Some(a) if !a.starts_with("x86") => format!("VMX/SVM are x86 extensions; this is {a}: KVM support is judged from /dev/kvm and the kvm module"),
+                _ => "Neither CPUID nor /proc/cpuinfo flags were available to tell VMX/SVM".into(),
+            },
+            cpu_ev(cpu),
+            None,
+        ),
+    }
+
+    // 2. Module / backend.
+    if pvm {
+        b.add(
+            "kvm.pvm_backend",
+            Level::Warn,
+            C_MOD,
+            "KVM is provided by kvm_pvm (pagetable-based virtualization without VMX/SVM): guests run, but cannot be given VMX/SVM".into(),
+            kvm_ev(kvm, "/sys/module/kvm_pvm"),
+            Some("Nested guests need VMX/SVM from the hypervisor below; PVM guests cannot host hardware-accelerated L2 guests".into()),
+        );
+    } else if matches!(ext, Extension::Vmx | Extension::Svm) {
+        match vendor_mod.map(|m| m.state) {
+            None | Some(ModuleState::Absent) => b.add(
+                "kvm.module_not_loaded",
+                Level::Fail,
+                C_MOD,
+                format!("{vendor_mod_name} is not loaded"),
+                kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
+                Some(if firmware == FirmwareState::Disabled {
+                    format!("{vendor_mod_name} will not load until firmware enables {}", ext.marketing_name())
+                } else {
+                    format!("modprobe {vendor_mod_name} (and add it to /etc/modules-load.d/ to load at boot)")
+                }),
+            ),
+            Some(ModuleState::Builtin) => b.add(
+                "kvm.module_builtin",
+                Level::Info,
+                C_MOD,
+                format!("{vendor_mod_name} is built into the kernel: it cannot be reloaded, so its parameters change only through the kernel command line"),
+                kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
+                Some(format!("Set {}.nested=1 on the kernel command line and reboot", vendor_mod_name.replace('_', "-"))),
+            ),
+            Some(ModuleState::Loaded) => b.add(
+                "kvm.module_loaded",
+                Level::Pass,
+                C_MOD,
+                format!("{vendor_mod_name} is loaded"),
+                kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
+                None,
+            ),
+        }
+    } else if let Some(be) = &kvm.backend {
+        b.add(
+            "kvm.module_loaded",
+            Level::Pass,
+            C_MOD,
+            format!("KVM is provided by {be}"),
+            kvm_ev(kvm, "/sys/module/"),
+            None,
+        );
+    }
+
+    // 3. /dev/kvm.
+    let dev_ev = || {
+        kvm_ev(kvm, "/dev/kvm")
+            .into_iter()
+            .chain(kvm_ev(kvm, "ioctl KVM_GET_API"))
+            .collect::<Vec<_>>()
+    };
+    let backend_possible = pvm || kvm.backend.is_some() || matches!(ext, Extension::Vmx | Extension::Svm);
+    match kvm.device.state {
+        DeviceState::Usable => b.add("kvm.device_usable", Level::Pass, C_DEV, "/dev/kvm opens and speaks KVM API version 12".into(), dev_ev(), None),
+        DeviceState::Present => b.add(
+            "kvm.device_present",
+            Level::Info,
+            C_DEV,
+            "/dev/kvm is present in the recorded root (recorded hosts are never opened)".into(),
+            dev_ev(),
+            None,
+        ),
+        DeviceState::Absent => b.add(
+            "kvm.device_missing",
+            if backend_possible { Level::Fail } else { Level::Info },
+            C_DEV,
+            "/dev/kvm does not exist".into(),
+            dev_ev(),
+            Some(if kvm.backend.is_none() && backend_possible {
+                format!("Load {vendor_mod_name} (modprobe {vendor_mod_name}); udev then creates /dev/kvm")
+            } else if kvm.backend.is_some() {
+                "The module is loaded but the node is missing: in a container pass it in (--device /dev/kvm); otherwise create it (mknod /dev/kvm c 10 232) or check udev".into()
+            } else {
+                "Without a KVM backend there is no /dev/kvm".into()
+            }),
+        ),
+        DeviceState::PermissionDenied => b.add(
+            "kvm.permission_denied",
+            Level::Fail,
+            C_DEV,
+            "Opening /dev/kvm failed with EACCES: this user may not use it".into(),
+            dev_ev(),
+            Some("Add the user to the group that owns /dev/kvm (usually `kvm`: usermod -aG kvm USER, then log in again), or run as root".into()),
+        ),
+        DeviceState::Blocked => b.add(
+            "kvm.device_cgroup",
+            Level::Fail,
+            C_DEV,
+            "Opening /dev/kvm failed with EPERM: a device cgroup or security module blocks it".into(),
+            dev_ev(),
+            Some("In a container allow the device (docker/podman --device /dev/kvm, or the cgroup rule `c 10:232 rwm`); otherwise check SELinux/AppArmor denials".into()),
+        ),
+        DeviceState::NoDriver => b.add(
+            "kvm.device_no_driver",
+            Level::Fail,
+            C_DEV,
+            "/dev/kvm exists but no KVM driver answers it (ENXIO/ENODEV)".into(),
+            dev_ev(),
+            Some(format!("modprobe {vendor_mod_name}")),
+        ),
+        DeviceState::WrongApiVersion => b.add(
+            "kvm.api_version",
+            Level::Fail,
+            C_DEV,
+            format!("KVM_GET_API_VERSION returned {}, not 12", kvm.device.api_version.unwrap_or(-1)),
+            dev_ev(),
+            Some("The kernel's KVM is not the stable API this software needs; upgrade the kernel".into()),
+        ),
+        DeviceState::Error => b.add(
+            "kvm.device_error",
+            Level::Fail,
+            C_DEV,
+            format!("/dev/kvm could not be used: {}", kvm.device.error.clone().unwrap_or_default()),
+            dev_ev(),
+            None,
+        ),
+    }
+
+    // 4. Nested.
+    let cmdline_key = format!("{vendor_mod_name}.nested");
+    let cmdline_nested = cmdline.relevant.iter().find(|p| p.name == cmdline_key);
+    if let Some(p) = cmdline_nested {
+        b.add(
+            "kvm.cmdline_nested",
+            Level::Info,
+            C_NESTED,
+            format!(
+                "The kernel command line sets {}={}",
+                p.name,
+                p.value.as_deref().unwrap_or("")
+            ),
+            vec![Evidence::new(
+                "/proc/cmdline",
+                format!("{}={}", p.name, p.value.as_deref().unwrap_or("")),
+            )],
+            None,
+        );
+    }
+    let nested_ev = || {
+        let mut e = kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}"));
+        e.extend(kvm_ev(kvm, "ioctl KVM_GET_SUPPORTED_CPUID"));
+        e
+    };
+    let param_file = format!("/sys/module/{vendor_mod_name}/parameters/nested");
+    let mut nested_for = NestedForGuests::Unknown;
+    match ext {
+        Extension::Vmx | Extension::Svm if firmware == FirmwareState::Disabled => {
+            nested_for = NestedForGuests::Disabled
+        }
+        Extension::Vmx | Extension::Svm if vendor_mod.is_some() => match (kvm.nested, kvm.nested_effective) {
+            (Tri::Enabled, Some(false)) => {
+                nested_for = NestedForGuests::Unsupported;
+                b.add(
+                    "kvm.nested_not_offered",
+                    Level::Fail,
+                    C_NESTED,
+                    format!("{param_file} is on, but KVM_GET_SUPPORTED_CPUID does not offer {} to guests", ext.as_str()),
+                    nested_ev(),
+                    Some(format!("Reload {vendor_mod_name} after the last VM stops, and check the kernel log for why nested was refused (e.g. missing VMX features on an L1)")),
+                );
+            }
+            (Tri::Enabled, _) | (Tri::Unknown, Some(true)) => {
+                nested_for = NestedForGuests::Available;
+                b.add(
+                    "nested.available",
+                    Level::Pass,
+                    C_NESTED,
+                    format!(
+                        "Nested virtualization is on: guests can be given {}{}",
+                        ext.as_str(),
+                        if kvm.nested_effective == Some(true) {
+                            " (KVM offers it in KVM_GET_SUPPORTED_CPUID)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    nested_ev(),
+                    None,
+                );
+            }
+            (Tri::Disabled, _) | (Tri::Unknown, Some(false)) => {
+                nested_for = NestedForGuests::Disabled;
+                let busy = vendor_mod.is_some_and(|m| m.in_use());
+                let builtin = vendor_mod.is_some_and(|m| m.state == ModuleState::Builtin);
+                let dash = vendor_mod_name.replace('_', "-");
+                b.add(
+                    "kvm.nested_off",
+                    Level::Fail,
+                    C_NESTED,
+                    format!("Nested virtualization is off ({param_file} = {})", if ext == Extension::Svm { "0" } else { "N" }),
+                    nested_ev(),
+                    Some(if builtin {
+                        format!("Add {dash}.nested=1 to the kernel command line and reboot (nestcore enable --persist cmdline)")
+                    } else {
+                        format!(
+                            "Write `options {vendor_mod_name} nested=1` to /etc/modprobe.d/kvm.conf, then {}; or add {dash}.nested=1 to the kernel command line (nestcore enable does either)",
+                            if busy { "reboot (the module is in use, so it cannot be reloaded now)".to_string() } else { format!("reload: modprobe -r {vendor_mod_name} && modprobe {vendor_mod_name}") }
+                        )
+                    }),
+                );
+            }
+            (Tri::Unknown, None) => {}
+        },
+        Extension::None => nested_for = NestedForGuests::Unsupported,
+        _ if pvm => nested_for = NestedForGuests::Unsupported,
+        _ => {}
+    }
+
+    // 5. Nested performance.
+    if nested_for == NestedForGuests::Available || nested_for == NestedForGuests::Disabled {
+        let mut missing = Vec::new();
+        let mut ev = Vec::new();
+        if let Some(m) = vendor_mod {
+            let names: &[&str] = if ext == Extension::Svm {
+                &["npt"]
+            } else {
+                &["ept", "vpid", "enable_shadow_vmcs"]
+            };
+            for n in names {
+                if m.param_bool(n) == Some(false) {
+                    missing.push(format!("{vendor_mod_name}.{n} is off"));
+                    ev.push(Evidence::new(
+                        format!("/sys/module/{vendor_mod_name}/parameters/{n}"),
+                        "off",
+                    ));
+                }
+            }
+        }
+        if let Some(vf) = &cpu.vmx_features {
+            for n in ["ept", "vpid", "shadow_vmcs"] {
+                if !vf.iter().any(|f| f == n) {
+                    missing.push(format!("the CPU lacks {n}"));
+                    ev.push(Evidence::new("/proc/cpuinfo", format!("vmx flags without {n}")));
+                }
+            }
+        }
+        if let Some(s) = &cpu.svm_features {
+            if !s.npt {
+                missing.push("the CPU lacks NPT".into());
+                ev.push(Evidence::new(
+                    format!("{} (svm features)", s.source),
+                    "npt absent",
+                ));
+            }
+        }
+        if missing.is_empty() {
+            b.add(
+                "kvm.nested_perf_ok",
+                Level::Pass,
+                C_PERF,
+                "The features that keep nested guests fast are present".into(),
+                vec![],
+                None,
+            );
+        } else {
+            b.add(
+                "kvm.nested_perf_missing",
+                Level::Warn,
+                C_PERF,
+                format!("Nested guests will be slow: {}", missing.join(", ")),
+                ev,
+                Some("If L2 is slow, check enable_shadow_vmcs and ept (Intel) or npt (AMD): turn the parameters on, or give this host's guests a CPU model with these features".into()),
+            );
+        }
+    }
+
+    // 6. Probe.
+    if let Some(p) = &kvm.probe {
+        if p.ok {
+            b.add(
+                "kvm.probe_ok",
+                Level::Pass,
+                C_PROBE,
+                format!("A test VM ran to completion in {} µs", p.duration_us),
+                kvm_ev(kvm, "probe"),
+                None,
+            );
+        } else {
+            b.add(
+                "kvm.probe_failed",
+                Level::Fail,
+                C_PROBE,
+                format!(
+                    "A test VM failed at {}: {}",
+                    p.stage,
+                    p.error.clone().unwrap_or_default()
+                ),
+                kvm_ev(kvm, "probe"),
+                Some("Check the kernel log (dmesg) for KVM errors".into()),
+            );
+        }
+    }
+    if let Some(c) = &kvm.device.capabilities {
+        if !c.nested_state && nested_for == NestedForGuests::Available {
+            b.add(
+                "kvm.no_nested_state",
+                Level::Info,
+                C_NESTED,
+                "KVM lacks KVM_CAP_NESTED_STATE: a guest running its own guests cannot be live-migrated"
+                    .into(),
+                kvm_ev(kvm, "ioctl KVM_CHECK_EXTENSION"),
+                None,
+            );
+        }
+    }
+
+    // kvm_usable.
+    let kvm_usable = match kvm.device.state {
+        DeviceState::Usable => Some(kvm.probe.as_ref().is_none_or(|p| p.ok)),
+        DeviceState::Present => {
+            if kvm.backend.is_some() {
+                Some(true)
+            } else if !backend_possible && ext != Extension::Unknown {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        DeviceState::Absent if !live && ext == Extension::Unknown && kvm.backend.is_none() => None,
+        _ => Some(false),
+    };
+
+    Verdict {
+        kvm_usable,
+        nested_for_guests: nested_for,
+        findings: b.findings,
+    }
+}
