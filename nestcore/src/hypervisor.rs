@@ -344,7 +344,18 @@ fn ppc(host: &Host, info: &CpuinfoBlock) -> Option<(&'static str, &'static str, 
             ));
         }
     }
-    let machine = info.get("machine").unwrap_or_default();
+    if info.arch() != Some("ppc64le") {
+        return None;
+    }
+    // On POWER the `machine` line follows all processor blocks: read the whole file here (only on
+    // POWER, and bounded by MAX_READ).
+    let all = host.read("/proc/cpuinfo").unwrap_or_default();
+    let machine = all
+        .lines()
+        .find_map(|l| l.strip_prefix("machine"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim())
+        .unwrap_or_default();
     if machine.contains("emulated by qemu") {
         // pseries under QEMU: KVM (HV or PR) unless told otherwise.
         return Some(("kvm", "KVM", format!("/proc/cpuinfo machine: {machine}")));
@@ -353,22 +364,30 @@ fn ppc(host: &Host, info: &CpuinfoBlock) -> Option<(&'static str, &'static str, 
 }
 
 fn pci(host: &Host) -> Option<(&'static str, &'static str, String)> {
+    // Devices that exist only inside guests (lscpu's list plus VirtualBox's guest service and
+    // VMware's older SVGA): a vendor id alone would also match real hardware of those vendors.
+    const DEVICES: &[(&str, &str, &str)] = &[
+        ("58530001", "xen", "Xen"),
+        ("15ad0710", "vmware", "VMware"),
+        ("15ad0405", "vmware", "VMware"),
+        ("80eebeef", "oracle", "VirtualBox"),
+        ("80eecafe", "oracle", "VirtualBox"),
+        ("14145353", "microsoft", "Microsoft Hyper-V"),
+    ];
     let text = host.read("/proc/bus/pci/devices").ok()?;
     for line in text.lines() {
         let id = line.split('\t').nth(1).unwrap_or_default();
-        let vendor = id.get(..4).unwrap_or_default();
-        let found = match vendor {
-            "5853" => ("xen", "Xen"),
-            "15ad" => ("vmware", "VMware"),
-            "80ee" => ("oracle", "VirtualBox"),
-            "1414" => ("microsoft", "Microsoft Hyper-V"),
-            _ => continue,
-        };
-        return Some((
-            found.0,
-            found.1,
-            format!("/proc/bus/pci/devices: PCI vendor {vendor} (device {id})"),
-        ));
+        if let Some((dev, hv, name)) = DEVICES.iter().find(|(d, _, _)| *d == id) {
+            return Some((
+                hv,
+                name,
+                format!(
+                    "/proc/bus/pci/devices: PCI device {}:{} exists only in {name} guests",
+                    &dev[..4],
+                    &dev[4..]
+                ),
+            ));
+        }
     }
     None
 }
@@ -599,22 +618,30 @@ pub fn detect(host: &Host, info: &CpuinfoBlock, hypervisor_bit: Option<bool>) ->
         });
         let other = other.or_else(|| {
             // sun4v logical domains: the machine description device exists only there.
-            (info.get("type") == Some("sun4v") && host.exists("/dev/mdesc")).then(|| {
+            (hypervisor_bit.is_none()
+                && info.arch().is_none_or(|a| !a.starts_with("x86"))
+                && host.exists("/dev/mdesc"))
+            .then(|| {
                 (
                     "vm-other",
                     "Oracle LDoms",
-                    "/dev/mdesc on sun4v: a logical domain".to_string(),
+                    "/dev/mdesc (the sun4v machine description): a logical domain".to_string(),
                 )
             })
         });
-        // PCI ids only where nothing better exists and the CPU says it is virtualised or CPUID is
-        // not available to ask.
+        // Xen HVM guests with PV drivers but no /proc/xen (and Xen on ia64).
         let other = other.or_else(|| {
-            if hypervisor_bit == Some(false) && info.has_flag("hypervisor") != Some(true) {
-                return None;
-            }
-            pci(host)
+            host.is_dir("/sys/bus/xen").then(|| {
+                (
+                    "xen",
+                    "Xen (HVM)",
+                    "/sys/bus/xen exists: Xen PV drivers in an HVM guest".to_string(),
+                )
+            })
         });
+        // PCI devices that only guests have, where nothing better exists (old VirtualBox sets no
+        // hypervisor bit).
+        let other = other.or_else(|| pci(host));
         match other {
             Some((id, n, why)) => {
                 ev.push(Evidence::new("platform", why));
