@@ -392,7 +392,7 @@ fn pci(host: &Host) -> Option<(&'static str, &'static str, String)> {
     None
 }
 
-fn container(host: &Host, ev: &mut Vec<Evidence>) -> &'static str {
+fn container(host: &Host, kernel: Option<&str>, ev: &mut Vec<Evidence>) -> &'static str {
     let map = |name: &str| -> &'static str {
         match name.trim() {
             "" => "none",
@@ -416,7 +416,7 @@ fn container(host: &Host, ev: &mut Vec<Evidence>) -> &'static str {
         ));
         return "openvz";
     }
-    if let Ok(rel) = host.read_trimmed("/proc/sys/kernel/osrelease") {
+    if let Some(rel) = kernel {
         if rel.contains("Microsoft") || rel.contains("WSL") {
             ev.push(Evidence::new(
                 "/proc/sys/kernel/osrelease",
@@ -518,7 +518,14 @@ fn container(host: &Host, ev: &mut Vec<Evidence>) -> &'static str {
 }
 
 /// Detects the hypervisor, container and cloud.
-pub fn detect(host: &Host, info: &CpuinfoBlock, hypervisor_bit: Option<bool>) -> VirtReport {
+///
+/// `kernel` is the kernel release (/proc/sys/kernel/osrelease), which tells WSL.
+pub fn detect(
+    host: &Host,
+    info: &CpuinfoBlock,
+    hypervisor_bit: Option<bool>,
+    kernel: Option<&str>,
+) -> VirtReport {
     let mut ev = Vec::new();
     let sigs = if hypervisor_bit == Some(true) {
         signatures(host)
@@ -662,7 +669,7 @@ pub fn detect(host: &Host, info: &CpuinfoBlock, hypervisor_bit: Option<bool>) ->
         }
     };
 
-    let container = container(host, &mut ev).to_string();
+    let container = container(host, kernel, &mut ev).to_string();
     let cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
     let _ = amazon_metal;
     VirtReport {

@@ -71,13 +71,13 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         .ok()
         .filter(|s| !s.is_empty());
     let cmdline = read_cmdline(host);
-    let virt = hypervisor::detect(host, &info, cpu.hypervisor_bit.or(cpu.flags_hypervisor));
-    let kvm = kvm::detect(
+    let virt = hypervisor::detect(
         host,
-        &cpu,
+        &info,
+        cpu.hypervisor_bit.or(cpu.flags_hypervisor),
         kernel.as_deref(),
-        kvm::KvmOptions { probe: opts.probe },
     );
+    let kvm = kvm::detect(host, &cpu, kvm::KvmOptions { probe: opts.probe });
     let verdict = verdict::judge(&cpu, &virt, &kvm, &cmdline, host.is_live());
     Report {
         schema_version: report::SCHEMA_VERSION,

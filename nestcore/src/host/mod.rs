@@ -155,8 +155,8 @@ impl Host {
 
     /// Reads a whole small file as text (invalid UTF-8 replaced), at most [`MAX_READ`] bytes.
     ///
-    /// sysfs attributes are produced by one `show()` call, so for paths under /sys a short read
-    /// is the end of the file and saves a system call.
+    /// sysfs attributes, /proc/sys values and /proc/cmdline are produced by one `show()` call, so
+    /// for those a short read is the end of the file and saves a system call.
     ///
     /// # Errors
     /// The I/O error (NotFound for a missing file, IsADirectory for a folder, ...).
@@ -179,7 +179,7 @@ impl Host {
     /// As [`Host::read`].
     pub fn read_bytes(&self, abs: &str) -> io::Result<Vec<u8>> {
         let mut f = self.open(abs)?;
-        let sysfs = abs.starts_with("/sys/");
+        let sysfs = one_shot(abs);
         let mut buf = Vec::with_capacity(if sysfs { 4096 } else { 8192 });
         loop {
             if buf.len() == buf.capacity() {
@@ -297,6 +297,11 @@ impl Host {
         self.record(|| Recorded::Dir(abs.to_string(), names.clone()));
         Ok(names)
     }
+}
+
+/// Files the kernel produces in one piece: a short read is the whole file.
+fn one_shot(abs: &str) -> bool {
+    abs.starts_with("/sys/") || abs.starts_with("/proc/sys/") || abs == "/proc/cmdline"
 }
 
 #[cfg(test)]

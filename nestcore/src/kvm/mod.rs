@@ -140,7 +140,7 @@ impl ModuleReport {
 }
 
 /// Reads one module from /sys/module.
-pub fn read_module(host: &Host, name: &str, kernel: Option<&str>) -> ModuleReport {
+pub fn read_module(host: &Host, name: &str) -> ModuleReport {
     let base = format!("/sys/module/{name}");
     let mut m = ModuleReport {
         name: name.to_string(),
@@ -168,18 +168,10 @@ pub fn read_module(host: &Host, name: &str, kernel: Option<&str>) -> ModuleRepor
                 .unwrap_or_default();
         }
         Err(_) => {
+            // kvm, kvm_intel and kvm_amd always have parameters, so a built-in one shows its
+            // parameters folder (and no initstate).
             if host.is_dir(&format!("{base}/parameters")) {
                 m.state = ModuleState::Builtin;
-            } else if let Some(k) = kernel {
-                // Built in without parameters shows no /sys/module entry at all.
-                let builtin = host
-                    .read(&format!("/lib/modules/{k}/modules.builtin"))
-                    .unwrap_or_default();
-                let file = format!("/{}.ko", name.replace('_', "-"));
-                let file2 = format!("/{name}.ko");
-                if builtin.lines().any(|l| l.ends_with(&file) || l.ends_with(&file2)) {
-                    m.state = ModuleState::Builtin;
-                }
             }
         }
     }
@@ -240,7 +232,7 @@ pub struct KvmOptions {
 }
 
 /// Detects KVM's state.
-pub fn detect(host: &Host, cpu: &CpuReport, kernel: Option<&str>, opts: KvmOptions) -> KvmReport {
+pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
     let mut ev = Vec::new();
     let vendor_modules: &[&str] = match cpu.vendor.kvm_module() {
         Some(m) => {
@@ -258,12 +250,12 @@ pub fn detect(host: &Host, cpu: &CpuReport, kernel: Option<&str>, opts: KvmOptio
         None => &[],
     };
     let mut modules: Vec<ModuleReport> = Vec::new();
-    modules.push(read_module(host, "kvm", kernel));
+    modules.push(read_module(host, "kvm"));
     for name in vendor_modules {
-        modules.push(read_module(host, name, kernel));
+        modules.push(read_module(host, name));
     }
     if host.exists("/sys/module/kvm_pvm") {
-        modules.push(read_module(host, "kvm_pvm", kernel));
+        modules.push(read_module(host, "kvm_pvm"));
     }
     for m in &modules {
         let detail = match m.state {
@@ -388,7 +380,7 @@ mod tests {
         );
         std::fs::create_dir_all(d.path().join("sys/module/kvm_amd/holders")).unwrap();
         let host = Host::from_root(d.path()).unwrap();
-        let amd = read_module(&host, "kvm_amd", None);
+        let amd = read_module(&host, "kvm_amd");
         assert_eq!(amd.state, ModuleState::Loaded);
         assert_eq!(amd.refcnt, Some(2));
         assert!(amd.in_use());
@@ -397,12 +389,8 @@ mod tests {
             amd.parameters.get("npt"),
             Some(&ParamValue::Text("garbage".into()))
         );
-        let intel = read_module(&host, "kvm_intel", None);
+        let intel = read_module(&host, "kvm_intel");
         assert_eq!(intel.state, ModuleState::Builtin);
-        assert_eq!(
-            read_module(&host, "kvm", Some("6.1.0")).state,
-            ModuleState::Builtin
-        );
-        assert_eq!(read_module(&host, "kvm", None).state, ModuleState::Absent);
+        assert_eq!(read_module(&host, "kvm").state, ModuleState::Absent);
     }
 }
