@@ -242,8 +242,9 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
                 &["kvm_amd"]
             }
         }
+        // Vendor not known: look at both, unless this is known not to be x86.
         None if matches!(cpu.vendor, Vendor::Unknown | Vendor::Other)
-            && cpu.arch.as_deref().is_some_and(|a| a.starts_with("x86")) =>
+            && cpu.arch.as_deref().is_none_or(|a| a.starts_with("x86")) =>
         {
             &["kvm_intel", "kvm_amd"]
         }
