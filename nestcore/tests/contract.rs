@@ -26,7 +26,8 @@ fn empty_root_report_is_valid_and_unknown() {
 #[test]
 fn schema_rejects_what_the_contract_forbids() {
     let schema = common::schema();
-    let breakages: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Breakage = Box<dyn Fn(&mut serde_json::Value)>;
+    let breakages: Vec<(&str, Breakage)> = vec![
         (
             "extension outside the vocabulary",
             Box::new(|v| v["cpu"]["extension"] = json!("vt-x")),
