@@ -124,3 +124,8 @@ fn read_cmdline(host: &Host) -> report::CmdlineReport {
         relevant,
     }
 }
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
