@@ -153,7 +153,7 @@ fn live(host: &Host, want: Option<Extension>, ev: &mut Vec<Evidence>) -> DeviceR
             caps.nested_state, caps.get_msr_features, caps.hyperv_enlightened_vmcs
         ),
     ));
-    let offers = supported_cpuid_offers(&kvm, want, ev);
+    let offers = want.and_then(|w| supported_cpuid_offers(&kvm, Some(w), ev));
     let mut r = DeviceReport::new(DeviceState::Usable);
     r.api_version = Some(api);
     r.capabilities = Some(caps);
