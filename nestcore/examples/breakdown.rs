@@ -67,7 +67,7 @@ fn main() {
 #[allow(dead_code)]
 fn kvm_parts() {
     let runs = 500;
-    let open = time(runs, || kvm_ioctls::Kvm::new());
+    let open = time(runs, kvm_ioctls::Kvm::new);
     let kvm = kvm_ioctls::Kvm::new().unwrap();
     let api = time(runs, || kvm.get_api_version());
     let ext = time(runs, || kvm.check_extension_raw(157));
