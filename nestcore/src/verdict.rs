@@ -489,3 +489,233 @@ pub fn judge(
         findings: b.findings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{CpuReport, Vendor};
+    use crate::kvm::{Capabilities, DeviceReport, ModuleReport, ParamValue, ProbeReport};
+    use std::collections::BTreeMap;
+
+    fn intel_cpu() -> CpuReport {
+        CpuReport {
+            vendor_id: Some("GenuineIntel".into()),
+            vendor: Vendor::Intel,
+            family: Some(6),
+            model: Some(85),
+            stepping: Some(7),
+            brand: None,
+            arch: Some("x86_64".into()),
+            extension: Extension::Vmx,
+            hypervisor_bit: Some(false),
+            cpuid_vmx: Some(true),
+            cpuid_svm: Some(false),
+            flags_vmx: Some(true),
+            flags_svm: Some(false),
+            flags_hypervisor: Some(false),
+            vmx_features: Some(vec!["ept".into(), "vpid".into(), "shadow_vmcs".into()]),
+            svm_features: None,
+            firmware: FirmwareState::Enabled,
+            evidence: vec![],
+        }
+    }
+
+    fn module(name: &str, nested: Option<bool>) -> ModuleReport {
+        let mut parameters = BTreeMap::new();
+        if let Some(n) = nested {
+            parameters.insert("nested".to_string(), ParamValue::Bool(n));
+        }
+        ModuleReport {
+            name: name.into(),
+            state: ModuleState::Loaded,
+            refcnt: Some(0),
+            holders: vec![],
+            parameters,
+        }
+    }
+
+    fn kvm(state: DeviceState, nested: Tri, offers: Option<bool>) -> KvmReport {
+        KvmReport {
+            device: DeviceReport {
+                path: "/dev/kvm",
+                state,
+                api_version: (state == DeviceState::Usable).then_some(12),
+                errno: None,
+                error: None,
+                capabilities: Some(Capabilities {
+                    nested_state: true,
+                    get_msr_features: true,
+                    hyperv_enlightened_vmcs: false,
+                }),
+                offers_extension: offers,
+            },
+            backend: Some("kvm_intel".into()),
+            modules: vec![module(
+                "kvm_intel",
+                match nested {
+                    Tri::Enabled => Some(true),
+                    Tri::Disabled => Some(false),
+                    Tri::Unknown => None,
+                },
+            )],
+            nested,
+            nested_effective: offers,
+            probe: None,
+            evidence: vec![],
+        }
+    }
+
+    fn judge_live(cpu: &CpuReport, k: &KvmReport) -> Verdict {
+        let virt = VirtReport {
+            hypervisor: "none".into(),
+            container: "none".into(),
+            ..Default::default()
+        };
+        judge(
+            cpu,
+            &virt,
+            k,
+            &CmdlineReport {
+                present: true,
+                relevant: vec![],
+            },
+            true,
+        )
+    }
+
+    fn codes(v: &Verdict) -> Vec<&'static str> {
+        v.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn healthy_intel_host() {
+        let v = judge_live(&intel_cpu(), &kvm(DeviceState::Usable, Tri::Enabled, Some(true)));
+        assert_eq!(v.kvm_usable, Some(true));
+        assert_eq!(v.nested_for_guests, NestedForGuests::Available);
+        assert!(
+            v.findings.iter().all(|f| f.level == Level::Pass),
+            "{:?}",
+            codes(&v)
+        );
+    }
+
+    #[test]
+    fn device_failures_each_have_their_code_and_a_remedy() {
+        for (state, code) in [
+            (DeviceState::PermissionDenied, "kvm.permission_denied"),
+            (DeviceState::Blocked, "kvm.device_cgroup"),
+            (DeviceState::WrongApiVersion, "kvm.api_version"),
+            (DeviceState::Absent, "kvm.device_missing"),
+            (DeviceState::NoDriver, "kvm.device_no_driver"),
+        ] {
+            let v = judge_live(&intel_cpu(), &kvm(state, Tri::Enabled, None));
+            let f = v
+                .finding(code)
+                .unwrap_or_else(|| panic!("{state:?}: {:?}", codes(&v)));
+            assert_eq!(f.level, Level::Fail);
+            assert!(f.remedy.is_some());
+            assert_eq!(v.kvm_usable, Some(false), "{state:?}");
+            // The host's nesting answer does not depend on this user's access.
+            assert_eq!(v.nested_for_guests, NestedForGuests::Available);
+        }
+    }
+
+    #[test]
+    fn nested_on_but_not_offered() {
+        let v = judge_live(&intel_cpu(), &kvm(DeviceState::Usable, Tri::Enabled, Some(false)));
+        assert!(v.finding("kvm.nested_not_offered").is_some());
+        assert_eq!(v.nested_for_guests, NestedForGuests::Unsupported);
+    }
+
+    #[test]
+    fn nested_off_remedy_depends_on_module_use() {
+        let mut k = kvm(DeviceState::Usable, Tri::Disabled, None);
+        let v = judge_live(&intel_cpu(), &k);
+        assert_eq!(v.nested_for_guests, NestedForGuests::Disabled);
+        assert!(v
+            .finding("kvm.nested_off")
+            .unwrap()
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("modprobe -r kvm_intel"));
+        k.modules[0].refcnt = Some(2);
+        let v = judge_live(&intel_cpu(), &k);
+        assert!(v
+            .finding("kvm.nested_off")
+            .unwrap()
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("reboot"));
+        k.modules[0].state = ModuleState::Builtin;
+        let v = judge_live(&intel_cpu(), &k);
+        assert!(v.finding("kvm.module_builtin").is_some());
+        assert!(v
+            .finding("kvm.nested_off")
+            .unwrap()
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("kvm-intel.nested=1"));
+    }
+
+    #[test]
+    fn failed_probe_makes_kvm_unusable() {
+        let mut k = kvm(DeviceState::Usable, Tri::Enabled, Some(true));
+        k.probe = Some(ProbeReport {
+            ok: false,
+            duration_us: 10,
+            instructions: 0,
+            stage: "create_vm",
+            error: Some("EINVAL".into()),
+        });
+        let v = judge_live(&intel_cpu(), &k);
+        assert_eq!(v.finding("kvm.probe_failed").unwrap().level, Level::Fail);
+        assert_eq!(v.kvm_usable, Some(false));
+    }
+
+    #[test]
+    fn missing_performance_features_warn() {
+        let mut cpu = intel_cpu();
+        cpu.vmx_features = Some(vec!["vpid".into()]);
+        let mut k = kvm(DeviceState::Usable, Tri::Enabled, Some(true));
+        k.modules[0]
+            .parameters
+            .insert("enable_shadow_vmcs".into(), ParamValue::Bool(false));
+        let v = judge_live(&cpu, &k);
+        let f = v.finding("kvm.nested_perf_missing").unwrap();
+        assert_eq!(f.level, Level::Warn);
+        assert!(
+            f.message.contains("ept") && f.message.contains("enable_shadow_vmcs"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn firmware_disabled_is_disabled_not_unsupported() {
+        let mut cpu = intel_cpu();
+        cpu.flags_vmx = Some(false);
+        cpu.firmware = FirmwareState::Disabled;
+        let mut k = kvm(DeviceState::Absent, Tri::Unknown, None);
+        k.modules.clear();
+        k.backend = None;
+        let v = judge_live(&cpu, &k);
+        assert!(v.finding("cpu.firmware_disabled").is_some());
+        assert_eq!(v.nested_for_guests, NestedForGuests::Disabled);
+        assert_eq!(v.kvm_usable, Some(false));
+    }
+
+    #[test]
+    fn missing_nested_state_is_reported_for_migration() {
+        let mut k = kvm(DeviceState::Usable, Tri::Enabled, Some(true));
+        k.device.capabilities = Some(Capabilities {
+            nested_state: false,
+            get_msr_features: true,
+            hyperv_enlightened_vmcs: false,
+        });
+        let v = judge_live(&intel_cpu(), &k);
+        assert_eq!(v.finding("kvm.no_nested_state").unwrap().level, Level::Info);
+    }
+}
