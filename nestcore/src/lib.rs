@@ -22,6 +22,7 @@
 pub mod cmdline;
 pub mod cpu;
 pub mod error;
+pub mod guest;
 pub mod host;
 pub mod hypervisor;
 pub mod kvm;
