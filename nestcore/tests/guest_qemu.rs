@@ -106,7 +106,7 @@ fn produced() -> Vec<(String, Option<Extension>)> {
                 vec!["require:pcid".to_string(), "forbid:sse4.2".to_string()],
             ),
         ] {
-            let s = guest_cpu_cli("qemu", mode, model, &feats, &facts).unwrap();
+            let s = guest_cpu_cli("qemu", mode, model, &feats, None, &facts).unwrap();
             v.push((s.trim_end().to_string(), facts.guest_extension()));
         }
     }

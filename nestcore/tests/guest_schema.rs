@@ -143,7 +143,7 @@ fn generated_snippets_validate() {
     ];
     for (mode, model, feats) in cli {
         let feats: Vec<String> = feats.iter().map(|s| s.to_string()).collect();
-        let out = guest_cpu_cli("libvirt", *mode, *model, &feats, &facts).unwrap();
+        let out = guest_cpu_cli("libvirt", *mode, *model, &feats, None, &facts).unwrap();
         v.valid("cli", &guest_common::wrap_in_domain(out.trim_end(), 4));
     }
     println!(

@@ -46,6 +46,44 @@ enum Command {
     },
     /// Print this CPU's CPUID leaves as nestcore JSON (usable with `check --cpuid`).
     Cpuid,
+    /// Generate the guest CPU configuration that gives guests VMX/SVM (libvirt <cpu>, QEMU -cpu,
+    /// nova.conf [libvirt]), or edit a libvirt domain to give (or take) it.
+    GuestCpu {
+        /// Output format.
+        #[arg(long, default_value = "libvirt", value_parser = ["libvirt", "qemu", "nova"])]
+        format: String,
+        /// CPU mode: custom, host-model, host-passthrough, maximum (default: the recommendation).
+        #[arg(long)]
+        mode: Option<String>,
+        /// CPU model name (implies custom without --mode).
+        #[arg(long)]
+        model: Option<String>,
+        /// A feature as POLICY:NAME (force, require, optional, disable, forbid); repeatable.
+        #[arg(long = "feature", value_name = "POLICY:NAME")]
+        features: Vec<String>,
+        /// Topology S,C,T or S,D,C,T (sockets, dies, cores, threads).
+        #[arg(long)]
+        topology: Option<String>,
+        /// Derive the recommendation from this host's report (nesting available, vendor, ...).
+        #[arg(long)]
+        for_host: bool,
+        /// vmx (intel) or svm (amd), instead of this host's CPU vendor.
+        #[arg(long, value_parser = ["intel", "amd"])]
+        vendor: Option<String>,
+        /// A recorded host to derive the vendor and facts from.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// A recorded CPUID dump for --root.
+        #[arg(long)]
+        cpuid: Option<PathBuf>,
+        /// Edit this libvirt domain XML (`-` for standard input) so its guest gets VMX/SVM, and
+        /// print it; everything else in the document stays byte for byte.
+        #[arg(long, value_name = "DOMAIN.xml")]
+        ensure_nested: Option<PathBuf>,
+        /// With --ensure-nested: take VMX/SVM away instead.
+        #[arg(long, requires = "ensure_nested")]
+        disable: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +103,17 @@ fn main() -> ExitCode {
     }
 }
 
+fn open_host(root: Option<&std::path::Path>, cpuid: Option<&std::path::Path>) -> nestcore::Result<Host> {
+    let host = match root {
+        Some(r) => Host::from_root(r)?,
+        None => Host::live(),
+    };
+    match cpuid {
+        Some(c) => host.with_cpuid_file(c),
+        None => Ok(host),
+    }
+}
+
 fn run(cli: Cli) -> nestcore::Result<u8> {
     match cli.command {
         Command::Check {
@@ -73,14 +122,7 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
             json,
             no_probe,
         } => {
-            let host = match &root {
-                Some(r) => Host::from_root(r)?,
-                None => Host::live(),
-            };
-            let host = match &cpuid {
-                Some(c) => host.with_cpuid_file(c)?,
-                None => host,
-            };
+            let host = open_host(root.as_deref(), cpuid.as_deref())?;
             let report = nestcore::check_with(&host, CheckOptions::with_probe(!no_probe && root.is_none()));
             if json {
                 println!("{}", report.to_json());
@@ -100,6 +142,83 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                     c.display()
                 ),
                 None => println!("Reproduce with: nestcore check --root {}", s.dir.display()),
+            }
+            Ok(0)
+        }
+        Command::GuestCpu {
+            format,
+            mode,
+            model,
+            features,
+            topology,
+            for_host,
+            vendor,
+            root,
+            cpuid,
+            ensure_nested,
+            disable,
+        } => {
+            use nestcore::cpu::Vendor;
+            use nestcore::guest::HostFacts;
+            let facts = if let (Some(v), false) = (&vendor, for_host) {
+                HostFacts::new(if v == "amd" { Vendor::Amd } else { Vendor::Intel })
+            } else {
+                let host = open_host(root.as_deref(), cpuid.as_deref())?;
+                let report = nestcore::check(&host);
+                let mut facts = if for_host {
+                    HostFacts::from(&report)
+                } else {
+                    HostFacts::new(report.cpu.vendor)
+                };
+                if let Some(v) = &vendor {
+                    facts.vendor = if v == "amd" { Vendor::Amd } else { Vendor::Intel };
+                }
+                facts
+            };
+            if facts.guest_extension().is_none() {
+                return Err(nestcore::Error::InvalidInput(
+                    "cannot tell whether guests need vmx or svm on this CPU: pass --vendor intel|amd".into(),
+                ));
+            }
+            let out = match ensure_nested {
+                Some(path) => {
+                    let xml = if path.as_os_str() == "-" {
+                        let mut s = String::new();
+                        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                            nestcore::Error::Io {
+                                path: path.clone(),
+                                source: e,
+                            }
+                        })?;
+                        s
+                    } else {
+                        std::fs::read_to_string(&path).map_err(|e| nestcore::Error::Io {
+                            path: path.clone(),
+                            source: e,
+                        })?
+                    };
+                    nestcore::guest::ensure_nested_cli(&xml, facts.vendor, disable)?
+                }
+                None => nestcore::guest::guest_cpu_cli(
+                    &format,
+                    mode.as_deref(),
+                    model.as_deref(),
+                    &features,
+                    topology.as_deref(),
+                    &facts,
+                )?,
+            };
+            print!("{out}");
+            if for_host && mode.is_none() && model.is_none() {
+                // Why this configuration, and what it costs: on standard error, so that standard
+                // output stays a valid snippet.
+                let rec = nestcore::guest::recommend(&facts, &nestcore::guest::Needs::single_host());
+                for line in rec.rationale.iter().chain(&rec.caveats) {
+                    eprintln!("# {line}");
+                }
+                if facts.nested_available == Some(false) {
+                    eprintln!("# This host cannot give guests VMX/SVM now: see `nestcore check` for why and the remedy");
+                }
             }
             Ok(0)
         }

@@ -114,6 +114,53 @@ impl HostFacts {
     }
 }
 
+impl From<&crate::Report> for HostFacts {
+    /// The facts a host report establishes: vendor, extension, whether nesting is available to
+    /// guests (`None` when the report could not tell) and whether KVM is usable.
+    fn from(r: &crate::Report) -> HostFacts {
+        use crate::report::NestedForGuests as N;
+        HostFacts {
+            vendor: r.cpu.vendor,
+            extension: r.cpu.extension,
+            nested_available: match r.verdict.nested_for_guests {
+                N::Available => Some(true),
+                N::Disabled | N::Unsupported => Some(false),
+                N::Unknown => None,
+            },
+            host_model_has_extension: None,
+            kvm_usable: r.verdict.kvm_usable,
+        }
+    }
+}
+
+/// Parses `--topology`: `S,C,T` (sockets, cores, threads) or `S,D,C,T` (with dies) or `S,D,Cl,C,T`
+/// (with dies and clusters); every number positive.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the bad value.
+pub fn parse_topology(s: &str) -> Result<libvirt::Topology> {
+    let nums: Vec<u32> = s
+        .split(',')
+        .map(|n| n.trim().parse::<u32>().ok().filter(|&v| v > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::InvalidInput(format!("--topology {s:?}: expected positive numbers S,D,C,T")))?;
+    let t = |sockets, dies, clusters, cores, threads| libvirt::Topology {
+        sockets,
+        dies,
+        clusters,
+        cores,
+        threads,
+    };
+    match nums[..] {
+        [s, c, th] => Ok(t(s, None, None, c, th)),
+        [s, d, c, th] => Ok(t(s, Some(d), None, c, th)),
+        [s, d, cl, c, th] => Ok(t(s, Some(d), Some(cl), c, th)),
+        _ => Err(Error::InvalidInput(format!(
+            "--topology {s:?}: expected S,C,T or S,D,C,T or S,D,Cl,C,T"
+        ))),
+    }
+}
+
 /// What the guests need.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
@@ -249,6 +296,10 @@ pub fn recommend(facts: &HostFacts, needs: &Needs) -> Recommendation {
     caveats.push("nova blocks live migration and suspend of instances that run nested guests".into());
     if let Some(ext) = ext {
         match facts.nested_available {
+            Some(false) if matches!(facts.extension, Extension::None) => caveats.push(format!(
+                "this host has no {} itself (the CPU lacks it or the hypervisor below hides it), so its guests cannot get it whatever their configuration",
+                ext.as_str()
+            )),
             Some(false) => caveats.push(format!(
                 "nesting is off in KVM on this host: set `options {} nested=1` in /etc/modprobe.d/kvm.conf and reload the module",
                 ext.kvm_module()
@@ -303,6 +354,7 @@ pub fn guest_cpu_cli(
     mode: Option<&str>,
     model: Option<&str>,
     features: &[String],
+    topology: Option<&str>,
     facts: &HostFacts,
 ) -> Result<String> {
     if !matches!(format, "libvirt" | "qemu" | "nova") {
@@ -356,6 +408,9 @@ pub fn guest_cpu_cli(
         {
             cpu.set_feature(libvirt::Policy::Require, ext.as_str())?;
         }
+    }
+    if let Some(t) = topology {
+        cpu.topology = Some(parse_topology(t)?);
     }
     cpu.validate()?;
     let out = match format {

@@ -25,6 +25,40 @@ fn assert_only_cpu_changed(before: &str, after: &str) {
 }
 
 #[test]
+fn topology_flag() {
+    let intel = HostFacts::new(Vendor::Intel);
+    let out = guest_cpu_cli(
+        "libvirt",
+        Some("host-passthrough"),
+        None,
+        &[],
+        Some("1,2,2"),
+        &intel,
+    )
+    .unwrap();
+    assert!(
+        out.contains("<topology sockets='1' cores='2' threads='2'/>"),
+        "{out}"
+    );
+    let out = guest_cpu_cli(
+        "libvirt",
+        Some("host-passthrough"),
+        None,
+        &[],
+        Some("2,1,4,2"),
+        &intel,
+    )
+    .unwrap();
+    assert!(out.contains("dies='1'"), "{out}");
+    for bad in ["", "0,1,1", "1,x,1", "1,2", "1,2,3,4,5,6", "-1,1,1"] {
+        assert!(
+            guest_cpu_cli("libvirt", None, None, &[], Some(bad), &intel).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn render_and_parse_full_element() {
     let xml = "<cpu mode='custom' match='exact' check='full' deprecated_features='off'>\n  \
 <model fallback='allow' vendor_id='GenuineIntel'>Haswell</model>\n  <vendor>Intel</vendor>\n  \
@@ -345,12 +379,15 @@ fn cli_outputs() {
     let intel = HostFacts::new(Vendor::Intel);
     let none: &[String] = &[];
     assert_eq!(
-        guest_cpu_cli("libvirt", None, None, none, &intel).unwrap(),
+        guest_cpu_cli("libvirt", None, None, none, None, &intel).unwrap(),
         "<cpu mode='host-passthrough'/>\n"
     );
-    assert_eq!(guest_cpu_cli("qemu", None, None, none, &intel).unwrap(), "host\n");
     assert_eq!(
-        guest_cpu_cli("qemu", None, Some("qemu64"), none, &intel).unwrap(),
+        guest_cpu_cli("qemu", None, None, none, None, &intel).unwrap(),
+        "host\n"
+    );
+    assert_eq!(
+        guest_cpu_cli("qemu", None, Some("qemu64"), none, None, &intel).unwrap(),
         "qemu64,vmx=on\n"
     );
     assert_eq!(
@@ -359,6 +396,7 @@ fn cli_outputs() {
             Some("host-model"),
             None,
             none,
+            None,
             &HostFacts::new(Vendor::Amd)
         )
         .unwrap(),
@@ -366,11 +404,19 @@ fn cli_outputs() {
     );
     let feats = vec!["disable:vmx".to_string(), "require:pcid".to_string()];
     assert_eq!(
-        guest_cpu_cli("nova", Some("custom"), Some("Haswell"), &feats, &intel).unwrap(),
+        guest_cpu_cli("nova", Some("custom"), Some("Haswell"), &feats, None, &intel).unwrap(),
         "[libvirt]\ncpu_mode = custom\ncpu_models = Haswell\ncpu_model_extra_flags = -vmx,pcid\n"
     );
     assert_eq!(
-        guest_cpu_cli("qemu", Some("maximum"), None, &["force:svm".to_string()], &intel).unwrap(),
+        guest_cpu_cli(
+            "qemu",
+            Some("maximum"),
+            None,
+            &["force:svm".to_string()],
+            None,
+            &intel
+        )
+        .unwrap(),
         "max,svm=on\n"
     );
     for (format, mode, model, feats) in [
@@ -385,7 +431,7 @@ fn cli_outputs() {
         ("qemu", None, Some("Haswell"), vec!["optional:pcid".to_string()]),
         ("nova", Some("maximum"), None, vec![]),
     ] {
-        let err = guest_cpu_cli(format, mode, model, &feats, &intel).unwrap_err();
+        let err = guest_cpu_cli(format, mode, model, &feats, None, &intel).unwrap_err();
         assert_eq!(
             err.kind(),
             ErrorKind::InvalidInput,

@@ -1,0 +1,159 @@
+//! The `nestcore` command: exit codes, JSON on standard output, errors on standard error.
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::process::Command;
+
+fn nestcore(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nestcore"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_exit_codes_follow_the_verdict() {
+    for dir in common::fixtures() {
+        let root = dir.join("root");
+        let mut args = vec!["check", "--root", root.to_str().unwrap(), "--json"];
+        let cpuid = dir.join("cpuid.txt");
+        if cpuid.exists() {
+            args.extend(["--cpuid", cpuid.to_str().unwrap()]);
+        }
+        let out = nestcore(&args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ok = v["verdict"]["kvm_usable"] == true && v["verdict"]["nested_for_guests"] == "available";
+        assert_eq!(
+            out.status.code(),
+            Some(if ok { 0 } else { 1 }),
+            "{}",
+            dir.display()
+        );
+        // Text mode: same exit code, one line per finding, no colour when not a terminal.
+        args.retain(|a| *a != "--json");
+        let text = nestcore(&args);
+        assert_eq!(text.status.code(), out.status.code());
+        let s = String::from_utf8(text.stdout).unwrap();
+        assert_eq!(
+            s.lines().filter(|l| l.starts_with("nestcore: ")).count(),
+            v["verdict"]["findings"].as_array().unwrap().len()
+        );
+        assert!(!s.contains('\x1b'));
+    }
+}
+
+#[test]
+fn errors_exit_2_with_a_message() {
+    let out = nestcore(&["check", "--root", "/nonexistent/nestcore-root"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("/nonexistent/nestcore-root"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    std::fs::write(&dump, "CPU 0:\n   0x00000000 0x00: eax=0x1 ebx=0x2").unwrap();
+    let out = nestcore(&[
+        "check",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--cpuid",
+        dump.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("line 2"));
+}
+
+#[test]
+fn guest_cpu_formats() {
+    let out = nestcore(&[
+        "guest-cpu",
+        "--vendor",
+        "amd",
+        "--format",
+        "qemu",
+        "--model",
+        "EPYC-Rome",
+    ]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "EPYC-Rome,svm=on\n");
+    let out = nestcore(&[
+        "guest-cpu",
+        "--vendor",
+        "intel",
+        "--model",
+        "Haswell",
+        "--topology",
+        "1,2,1",
+    ]);
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        xml.contains("<feature policy='require' name='vmx'/>")
+            && xml.contains("<model fallback='forbid'>Haswell</model>"),
+        "{xml}"
+    );
+    let out = nestcore(&[
+        "guest-cpu",
+        "--vendor",
+        "intel",
+        "--format",
+        "nova",
+        "--mode",
+        "host-model",
+    ]);
+    let ini = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        ini.starts_with("[libvirt]\n")
+            && ini.contains("cpu_mode = host-model")
+            && ini.contains("cpu_model_extra_flags = vmx"),
+        "{ini}"
+    );
+    let out = nestcore(&[
+        "guest-cpu",
+        "--vendor",
+        "intel",
+        "--mode",
+        "host-model",
+        "--model",
+        "Haswell",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "libvirt forbids a model with host-model"
+    );
+}
+
+#[test]
+fn ensure_nested_keeps_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let dom = "<domain type='kvm'>\n  <!-- keep -->\n  <name>g</name>\n  <memory>1024</memory>\n  <os><type arch='x86_64'>hvm</type></os>\n  <cpu mode='host-model'/>\n</domain>\n";
+    let p = dir.path().join("d.xml");
+    std::fs::write(&p, dom).unwrap();
+    let out = nestcore(&[
+        "guest-cpu",
+        "--vendor",
+        "amd",
+        "--ensure-nested",
+        p.to_str().unwrap(),
+    ]);
+    let got = String::from_utf8(out.stdout).unwrap();
+    assert!(got.contains("name='svm'"), "{got}");
+    assert!(got.starts_with("<domain type='kvm'>\n  <!-- keep -->\n  <name>g</name>"));
+    std::fs::write(&p, &got).unwrap();
+    let back = nestcore(&[
+        "guest-cpu",
+        "--vendor",
+        "amd",
+        "--ensure-nested",
+        p.to_str().unwrap(),
+        "--disable",
+    ]);
+    assert!(!String::from_utf8(back.stdout)
+        .unwrap()
+        .contains("policy='require' name='svm'"));
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        got,
+        "the input file is never written"
+    );
+}
