@@ -1,0 +1,110 @@
+//! Checking what comes in from C (pointers, strings, integers) and writing what goes out
+//! (out-parameters, owned strings). Every export goes through these, so NULL, invalid UTF-8 and
+//! out-of-range values become statuses in one place.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::ptr::NonNull;
+
+use crate::status::{FfiError, FfiResult};
+
+/// A non-NULL out-parameter, not yet written.
+pub(crate) struct Out<T>(NonNull<T>);
+
+impl<T> Out<T> {
+    /// Checks `p` for NULL.
+    pub(crate) fn new(p: *mut T, name: &str) -> FfiResult<Out<T>> {
+        NonNull::new(p).map(Out).ok_or_else(|| FfiError::null(name))
+    }
+
+    /// Writes `value` without reading or dropping what was there (C memory may be uninitialised).
+    ///
+    /// # Safety
+    /// The pointer given to [`Out::new`] must be valid for a write of `T` and suitably aligned.
+    pub(crate) unsafe fn set(self, value: T) {
+        // SAFETY: non-NULL by construction; valid and aligned by this function's contract.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
+impl<T> Out<*mut T> {
+    /// A pointer out-parameter, set to NULL at once so that a failure leaves NULL behind (which
+    /// the caller can pass to a `_free` function).
+    ///
+    /// # Safety
+    /// `p` must be NULL or valid for a write of a pointer.
+    pub(crate) unsafe fn new_nulled(p: *mut *mut T, name: &str) -> FfiResult<Out<*mut T>> {
+        let out = Out::new(p, name)?;
+        // SAFETY: non-NULL (checked by `new`), valid by this function's contract.
+        unsafe { out.0.as_ptr().write(std::ptr::null_mut()) };
+        Ok(out)
+    }
+}
+
+/// A shared reference to a handle the caller passed in.
+///
+/// # Safety
+/// `p` must be NULL or point to a live `T` made by this library, not freed while `'a` lasts.
+pub(crate) unsafe fn handle<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
+    // SAFETY: by this function's contract, a non-NULL `p` points to a live T.
+    unsafe { p.as_ref() }.ok_or_else(|| FfiError::null(name))
+}
+
+/// A UTF-8 string argument.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string that stays unchanged while `'a` lasts.
+pub(crate) unsafe fn utf8<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str> {
+    if p.is_null() {
+        return Err(FfiError::null(name));
+    }
+    // SAFETY: non-NULL, and NUL-terminated by this function's contract.
+    let bytes = unsafe { CStr::from_ptr(p) };
+    bytes.to_str().map_err(|e| {
+        FfiError::new(
+            crate::nestcore_status::InvalidUtf8,
+            format!(
+                "Argument `{name}` is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// A boolean flag that comes in as an `int`: only 0 and 1 are accepted, so that a value meant for
+/// a future flags word is not silently read as "true".
+pub(crate) fn flag(value: c_int, name: &str) -> FfiResult<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(FfiError::invalid(format!(
+            "Argument `{name}` must be 0 or 1, not {v}"
+        ))),
+    }
+}
+
+/// An owned C string for `s`, released by `nestcore_string_free`. A NUL byte inside `s` (possible
+/// only when a host file contained one) is replaced by U+FFFD rather than cutting the string.
+pub(crate) fn owned_string(s: &str) -> *mut c_char {
+    let c = match CString::new(s) {
+        Ok(c) => c,
+        Err(_) => CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default(),
+    };
+    c.into_raw()
+}
+
+/// Frees a string that this library returned (any function documented as returning an owned
+/// string: JSON, text, ids, finding fields). NULL is a no-op.
+///
+/// # Safety
+/// `s` must be NULL or a string returned by this library and not yet freed; it must not be used
+/// afterwards. Strings from other allocators (malloc, strdup) must not be passed.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_string_free(s: *mut c_char) {
+    crate::status::guard((), || {
+        if !s.is_null() {
+            // SAFETY: by the contract, `s` came from `CString::into_raw` in `owned_string` and is
+            // freed once.
+            drop(unsafe { CString::from_raw(s) });
+        }
+    });
+}
