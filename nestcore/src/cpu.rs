@@ -206,7 +206,10 @@ impl CpuinfoBlock {
                 fields.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
-        CpuinfoBlock { fields, present: true }
+        CpuinfoBlock {
+            fields,
+            present: true,
+        }
     }
 
     /// Reads the first block of /proc/cpuinfo of `host`.
@@ -232,7 +235,10 @@ impl CpuinfoBlock {
 
     /// The first value for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The whitespace-separated words of `key`'s value (e.g. `flags`).
@@ -250,7 +256,9 @@ impl CpuinfoBlock {
         if !self.present || self.fields.is_empty() {
             return None;
         }
-        if self.get("flags").is_some() && (self.get("vendor_id").is_some() || self.get("cpu family").is_some()) {
+        if self.get("flags").is_some()
+            && (self.get("vendor_id").is_some() || self.get("cpu family").is_some())
+        {
             let lm = self.has_flag("lm").unwrap_or(false);
             return Some(if lm { "x86_64" } else { "x86" });
         }
@@ -260,13 +268,18 @@ impl CpuinfoBlock {
         if self.get("vendor_id").is_some_and(|v| v.contains("S390")) || self.get("processors").is_some() {
             return Some("s390x");
         }
-        if self.get("cpu").is_some_and(|v| v.contains("POWER") || v.contains("ppc")) || self.get("platform").is_some() {
+        if self
+            .get("cpu")
+            .is_some_and(|v| v.contains("POWER") || v.contains("ppc"))
+            || self.get("platform").is_some()
+        {
             return Some("ppc64le");
         }
         if self.get("isa").is_some() {
             return Some("riscv64");
         }
-        if self.get("cpu family").is_some_and(|v| v.contains("Loongson")) || self.get("system type").is_some() {
+        if self.get("cpu family").is_some_and(|v| v.contains("Loongson")) || self.get("system type").is_some()
+        {
             return Some("loongarch64");
         }
         None
@@ -280,14 +293,27 @@ fn bit(r: u32, n: u32) -> bool {
 /// The 12-byte string of three registers, NULs trimmed.
 pub(crate) fn regs_string(regs: &[u32]) -> String {
     let bytes: Vec<u8> = regs.iter().flat_map(|r| r.to_le_bytes()).collect();
-    let s: String = bytes.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '\0' }).collect();
+    let s: String = bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '\0'
+            }
+        })
+        .collect();
     s.trim_end_matches('\0').replace('\0', "")
 }
 
 /// Display family, model and stepping from CPUID.1:EAX (Linux's rules, arch/x86/lib/cpu.c).
 pub fn signature(eax: u32) -> (u32, u32, u32) {
     let base_family = eax >> 8 & 0xf;
-    let family = if base_family == 0xf { base_family + (eax >> 20 & 0xff) } else { base_family };
+    let family = if base_family == 0xf {
+        base_family + (eax >> 20 & 0xff)
+    } else {
+        base_family
+    };
     let mut model = eax >> 4 & 0xf;
     if family >= 6 {
         model += (eax >> 16 & 0xf) << 4;
@@ -309,13 +335,20 @@ pub fn detect(host: &Host, info: &CpuinfoBlock) -> CpuReport {
     let e1 = l0.and_then(|_| host.cpuid(0x8000_0001, 0));
 
     let cpuid_vendor = l0.map(|r| regs_string(&[r[1], r[3], r[2]]));
-    let vendor_id = cpuid_vendor.clone().or_else(|| info.get("vendor_id").map(str::to_string));
+    let vendor_id = cpuid_vendor
+        .clone()
+        .or_else(|| info.get("vendor_id").map(str::to_string));
     if let Some(v) = &cpuid_vendor {
-        ev.push(Evidence::new("cpuid 0x0", format!("vendor id {v:?}, max basic leaf {:#x}", l0.map_or(0, |r| r[0]))));
+        ev.push(Evidence::new(
+            "cpuid 0x0",
+            format!("vendor id {v:?}, max basic leaf {:#x}", l0.map_or(0, |r| r[0])),
+        ));
     } else if let Some(v) = info.get("vendor_id") {
         ev.push(Evidence::new("/proc/cpuinfo", format!("vendor_id: {v}")));
     }
-    let vendor = vendor_id.as_deref().map_or(Vendor::Unknown, Vendor::from_vendor_id);
+    let vendor = vendor_id
+        .as_deref()
+        .map_or(Vendor::Unknown, Vendor::from_vendor_id);
 
     let parse_num = |k: &str| info.get(k).and_then(|v| v.trim().parse::<u32>().ok());
     let (family, model, stepping) = match l1 {
@@ -337,26 +370,50 @@ pub fn detect(host: &Host, info: &CpuinfoBlock) -> CpuReport {
     if let Some(r) = l1 {
         ev.push(Evidence::new(
             "cpuid 0x1",
-            format!("ecx={:#010x}: vmx (bit 5) {}, hypervisor (bit 31) {}", r[2], bit(r[2], 5), bit(r[2], 31)),
+            format!(
+                "ecx={:#010x}: vmx (bit 5) {}, hypervisor (bit 31) {}",
+                r[2],
+                bit(r[2], 5),
+                bit(r[2], 31)
+            ),
         ));
     }
     if let Some(r) = e1 {
-        ev.push(Evidence::new("cpuid 0x80000001", format!("ecx={:#010x}: svm (bit 2) {}", r[2], bit(r[2], 2))));
+        ev.push(Evidence::new(
+            "cpuid 0x80000001",
+            format!("ecx={:#010x}: svm (bit 2) {}", r[2], bit(r[2], 2)),
+        ));
     }
     let flags_vmx = info.has_flag("vmx");
     let flags_svm = info.has_flag("svm");
     let flags_hypervisor = info.has_flag("hypervisor");
     if let Some(flags) = info.get("flags") {
-        let shown: Vec<&str> =
-            flags.split_whitespace().filter(|f| matches!(*f, "vmx" | "svm" | "hypervisor")).collect();
+        let shown: Vec<&str> = flags
+            .split_whitespace()
+            .filter(|f| matches!(*f, "vmx" | "svm" | "hypervisor"))
+            .collect();
         ev.push(Evidence::new(
             "/proc/cpuinfo",
-            format!("flags (first CPU) include: {}", if shown.is_empty() { "none of vmx, svm, hypervisor".into() } else { shown.join(" ") }),
+            format!(
+                "flags (first CPU) include: {}",
+                if shown.is_empty() {
+                    "none of vmx, svm, hypervisor".into()
+                } else {
+                    shown.join(" ")
+                }
+            ),
         ));
     }
 
     let arch = if l0.is_some() {
-        Some(if info.has_flag("lm") == Some(false) { "x86" } else { "x86_64" }.to_string())
+        Some(
+            if info.has_flag("lm") == Some(false) {
+                "x86"
+            } else {
+                "x86_64"
+            }
+            .to_string(),
+        )
     } else {
         info.arch().map(str::to_string)
     };
@@ -373,8 +430,14 @@ pub fn detect(host: &Host, info: &CpuinfoBlock) -> CpuReport {
         _ => Extension::Unknown,
     };
 
-    let vmx_features = info.words("vmx flags").map(|w| w.into_iter().map(str::to_string).collect());
-    let svm_features = if extension == Extension::Svm { svm_features(host, e1.is_some(), info) } else { None };
+    let vmx_features = info
+        .words("vmx flags")
+        .map(|w| w.into_iter().map(str::to_string).collect());
+    let svm_features = if extension == Extension::Svm {
+        svm_features(host, e1.is_some(), info)
+    } else {
+        None
+    };
 
     let firmware = firmware_state(host, extension, flags_vmx, flags_svm, &mut ev);
 
@@ -467,7 +530,11 @@ fn firmware_state(
                     "MSR 0x3a IA32_FEATURE_CONTROL",
                     format!("{v:#x}: lock {locked}, VMX outside SMX {outside_smx}"),
                 ));
-                return if locked && !outside_smx { FirmwareState::Disabled } else { FirmwareState::Enabled };
+                return if locked && !outside_smx {
+                    FirmwareState::Disabled
+                } else {
+                    FirmwareState::Enabled
+                };
             }
             match flags_vmx {
                 // Linux clears `vmx` from the flags when firmware locked VT-x off (feat_ctl.c).
@@ -479,8 +546,15 @@ fn firmware_state(
         Extension::Svm => {
             if let Some(v) = read_msr(host, 0xc001_0114) {
                 let svmdis = v >> 4 & 1 == 1;
-                ev.push(Evidence::new("MSR 0xc0010114 VM_CR", format!("{v:#x}: SVMDIS (bit 4) {svmdis}")));
-                return if svmdis { FirmwareState::Disabled } else { FirmwareState::Enabled };
+                ev.push(Evidence::new(
+                    "MSR 0xc0010114 VM_CR",
+                    format!("{v:#x}: SVMDIS (bit 4) {svmdis}"),
+                ));
+                return if svmdis {
+                    FirmwareState::Disabled
+                } else {
+                    FirmwareState::Enabled
+                };
             }
             // The kernel keeps `svm` in the flags when firmware disabled it; only VM_CR (or a
             // loaded kvm_amd, judged in the verdict) tells.
@@ -521,7 +595,10 @@ mod tests {
     fn vendor_strings() {
         assert_eq!(regs_string(&[0x756e6547, 0x49656e69, 0x6c65746e]), "GenuineIntel");
         assert_eq!(Vendor::from_vendor_id("  Shanghai  "), Vendor::Zhaoxin);
-        assert_eq!(Vendor::from_vendor_id("HygonGenuine").extension(), Some(Extension::Svm));
+        assert_eq!(
+            Vendor::from_vendor_id("HygonGenuine").extension(),
+            Some(Extension::Svm)
+        );
         assert_eq!(regs_string(&[0x4b4d564b, 0x564b4d56, 0x0000004d]), "KVMKVMKVM");
     }
 
@@ -538,7 +615,15 @@ mod tests {
 
     #[test]
     fn hostile_cpuinfo() {
-        for t in ["", ":", "::::", "flags", "\0\0\0", "flags: \u{fffd}", "cpu family : 99999999999999999999"] {
+        for t in [
+            "",
+            ":",
+            "::::",
+            "flags",
+            "\0\0\0",
+            "flags: \u{fffd}",
+            "cpu family : 99999999999999999999",
+        ] {
             let b = CpuinfoBlock::parse(t);
             let _ = b.arch();
             let _ = b.has_flag("vmx");

@@ -86,11 +86,17 @@ impl Error {
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn parse(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Parse { what: what.into(), reason: reason.into() }
+        Error::Parse {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -26,7 +26,10 @@ pub struct Evidence {
 impl Evidence {
     /// New evidence.
     pub fn new(source: impl Into<String>, detail: impl Into<String>) -> Evidence {
-        Evidence { source: source.into(), detail: detail.into() }
+        Evidence {
+            source: source.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -192,7 +195,9 @@ impl Report {
     /// Exit status for `nestcore check`: 0 when KVM is usable and nested virtualization is available
     /// to guests, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.verdict.kvm_usable == Some(true) && self.verdict.nested_for_guests == NestedForGuests::Available {
+        if self.verdict.kvm_usable == Some(true)
+            && self.verdict.nested_for_guests == NestedForGuests::Available
+        {
             0
         } else {
             1

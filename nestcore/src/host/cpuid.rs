@@ -122,7 +122,8 @@ mod hex {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         let s = String::deserialize(d)?;
-        super::parse_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("not a 32-bit hex number: {s:?}")))
+        super::parse_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a 32-bit hex number: {s:?}")))
     }
 }
 
@@ -186,7 +187,10 @@ impl CpuidDump {
 
     /// Builds a dump from leaves (later duplicates win).
     pub fn from_leaves(format: CpuidFormat, leaves: impl IntoIterator<Item = CpuidLeaf>) -> CpuidDump {
-        let leaves = leaves.into_iter().map(|l| ((l.leaf, l.subleaf), [l.eax, l.ebx, l.ecx, l.edx])).collect();
+        let leaves = leaves
+            .into_iter()
+            .map(|l| ((l.leaf, l.subleaf), [l.eax, l.ebx, l.ecx, l.edx]))
+            .collect();
         CpuidDump { format, leaves }
     }
 
@@ -197,14 +201,16 @@ impl CpuidDump {
 
     /// Every recorded leaf, in order.
     pub fn leaves(&self) -> impl Iterator<Item = CpuidLeaf> + '_ {
-        self.leaves.iter().map(|(&(leaf, subleaf), &[eax, ebx, ecx, edx])| CpuidLeaf {
-            leaf,
-            subleaf,
-            eax,
-            ebx,
-            ecx,
-            edx,
-        })
+        self.leaves
+            .iter()
+            .map(|(&(leaf, subleaf), &[eax, ebx, ecx, edx])| CpuidLeaf {
+                leaf,
+                subleaf,
+                eax,
+                ebx,
+                ecx,
+                edx,
+            })
     }
 
     /// Number of recorded leaves.
@@ -219,7 +225,11 @@ impl CpuidDump {
 
     /// nestcore's JSON form of the dump.
     pub fn to_json(&self) -> String {
-        let d = JsonDump { format: JSON_FORMAT.into(), version: 1, leaves: self.leaves().collect() };
+        let d = JsonDump {
+            format: JSON_FORMAT.into(),
+            version: 1,
+            leaves: self.leaves().collect(),
+        };
         serde_json::to_string_pretty(&d).unwrap_or_default()
     }
 
@@ -241,7 +251,9 @@ impl CpuidDump {
                 continue;
             }
             let bad = |why: &str| Error::parse("CPUID dump", format!("line {}: {why}: {t:?}", no + 1));
-            let (inputs, outputs) = t.split_once(':').ok_or_else(|| bad("expected `LEAF SUBLEAF: eax=...`"))?;
+            let (inputs, outputs) = t
+                .split_once(':')
+                .ok_or_else(|| bad("expected `LEAF SUBLEAF: eax=...`"))?;
             let mut ins = inputs.split_whitespace();
             let leaf = ins.next().and_then(parse_hex).ok_or_else(|| bad("bad leaf"))?;
             let sub = ins.next().and_then(parse_hex).ok_or_else(|| bad("bad subleaf"))?;
@@ -251,7 +263,10 @@ impl CpuidDump {
             let mut regs = [None; 4];
             for kv in outputs.split_whitespace() {
                 let (k, v) = kv.split_once('=').ok_or_else(|| bad("expected reg=value"))?;
-                let i = ["eax", "ebx", "ecx", "edx"].iter().position(|r| *r == k).ok_or_else(|| bad("unknown register"))?;
+                let i = ["eax", "ebx", "ecx", "edx"]
+                    .iter()
+                    .position(|r| *r == k)
+                    .ok_or_else(|| bad("unknown register"))?;
                 regs[i] = Some(parse_hex(v).ok_or_else(|| bad("bad register value"))?);
             }
             let [Some(a), Some(b), Some(c), Some(d)] = regs else {
@@ -259,7 +274,10 @@ impl CpuidDump {
             };
             leaves.insert((leaf, sub), [a, b, c, d]);
         }
-        Ok(CpuidDump { format: CpuidFormat::CpuidR, leaves })
+        Ok(CpuidDump {
+            format: CpuidFormat::CpuidR,
+            leaves,
+        })
     }
 
     fn parse_libvirt(text: &str) -> Result<CpuidDump> {
@@ -269,7 +287,10 @@ impl CpuidDump {
         let mut saw_root = false;
         loop {
             let ev = reader.read_event().map_err(|e| {
-                Error::parse("CPUID dump", format!("XML error at byte {}: {e}", reader.buffer_position()))
+                Error::parse(
+                    "CPUID dump",
+                    format!("XML error at byte {}: {e}", reader.buffer_position()),
+                )
             })?;
             match ev {
                 Event::Start(e) | Event::Empty(e) => {
@@ -279,23 +300,33 @@ impl CpuidDump {
                     } else if name.as_ref() == b"cpuid" {
                         let mut vals: [Option<u32>; 6] = [None; 6];
                         for attr in e.attributes() {
-                            let attr = attr.map_err(|e| Error::parse("CPUID dump", format!("bad attribute: {e}")))?;
+                            let attr =
+                                attr.map_err(|e| Error::parse("CPUID dump", format!("bad attribute: {e}")))?;
                             let key = attr.key.as_ref();
                             let idx = [&b"eax_in"[..], b"ecx_in", b"eax", b"ebx", b"ecx", b"edx"]
                                 .iter()
                                 .position(|k| *k == key);
                             if let Some(i) = idx {
-                                let v = std::str::from_utf8(&attr.value).ok().and_then(parse_hex).ok_or_else(|| {
-                                    Error::parse(
-                                        "CPUID dump",
-                                        format!("<cpuid> attribute {} is not hex", String::from_utf8_lossy(key)),
-                                    )
-                                })?;
+                                let v = std::str::from_utf8(&attr.value)
+                                    .ok()
+                                    .and_then(parse_hex)
+                                    .ok_or_else(|| {
+                                        Error::parse(
+                                            "CPUID dump",
+                                            format!(
+                                                "<cpuid> attribute {} is not hex",
+                                                String::from_utf8_lossy(key)
+                                            ),
+                                        )
+                                    })?;
                                 vals[i] = Some(v);
                             }
                         }
                         let [Some(l), Some(s), Some(a), Some(b), Some(c), Some(d)] = vals else {
-                            return Err(Error::parse("CPUID dump", "a <cpuid> element lacks one of eax_in ecx_in eax ebx ecx edx"));
+                            return Err(Error::parse(
+                                "CPUID dump",
+                                "a <cpuid> element lacks one of eax_in ecx_in eax ebx ecx edx",
+                            ));
                         };
                         leaves.insert((l, s), [a, b, c, d]);
                     }
@@ -307,16 +338,26 @@ impl CpuidDump {
         if !saw_root {
             return Err(Error::parse("CPUID dump", "XML without a <cpudata> element"));
         }
-        Ok(CpuidDump { format: CpuidFormat::LibvirtXml, leaves })
+        Ok(CpuidDump {
+            format: CpuidFormat::LibvirtXml,
+            leaves,
+        })
     }
 
     fn parse_json(text: &str) -> Result<CpuidDump> {
-        let d: JsonDump = serde_json::from_str(text).map_err(|e| Error::parse("CPUID dump", format!("JSON: {e}")))?;
+        let d: JsonDump =
+            serde_json::from_str(text).map_err(|e| Error::parse("CPUID dump", format!("JSON: {e}")))?;
         if d.format != JSON_FORMAT {
-            return Err(Error::parse("CPUID dump", format!("JSON format is {:?}, expected {JSON_FORMAT:?}", d.format)));
+            return Err(Error::parse(
+                "CPUID dump",
+                format!("JSON format is {:?}, expected {JSON_FORMAT:?}", d.format),
+            ));
         }
         if d.version != 1 {
-            return Err(Error::parse("CPUID dump", format!("unsupported JSON dump version {}", d.version)));
+            return Err(Error::parse(
+                "CPUID dump",
+                format!("unsupported JSON dump version {}", d.version),
+            ));
         }
         let mut dump = CpuidDump::from_leaves(CpuidFormat::NestcoreJson, d.leaves);
         dump.format = CpuidFormat::NestcoreJson;

@@ -48,7 +48,12 @@ pub(crate) enum Recorded {
 impl Host {
     /// The machine nestcore runs on: root `/`, the CPUID instruction (on x86), ioctls allowed.
     pub fn live() -> Host {
-        Host { root: PathBuf::from("/"), live: true, cpuid: CpuidSource::native(), recorder: None }
+        Host {
+            root: PathBuf::from("/"),
+            live: true,
+            cpuid: CpuidSource::native(),
+            recorder: None,
+        }
     }
 
     /// A recorded machine: `root` is a folder laid out like `/`. No CPUID source until
@@ -60,9 +65,17 @@ impl Host {
         let root = root.as_ref();
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
         if !meta.is_dir() {
-            return Err(Error::io(root, io::Error::new(io::ErrorKind::NotADirectory, "not a folder")));
+            return Err(Error::io(
+                root,
+                io::Error::new(io::ErrorKind::NotADirectory, "not a folder"),
+            ));
         }
-        Ok(Host { root: root.to_path_buf(), live: false, cpuid: CpuidSource::None, recorder: None })
+        Ok(Host {
+            root: root.to_path_buf(),
+            live: false,
+            cpuid: CpuidSource::None,
+            recorder: None,
+        })
     }
 
     /// Replaces the CPUID source.
@@ -210,7 +223,11 @@ impl Host {
         let mut line = Vec::new();
         loop {
             line.clear();
-            let n = match r.by_ref().take((MAX_READ - out.len()) as u64).read_until(b'\n', &mut line) {
+            let n = match r
+                .by_ref()
+                .take((MAX_READ - out.len()) as u64)
+                .read_until(b'\n', &mut line)
+            {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -241,7 +258,9 @@ impl Host {
 
     /// Whether `abs` is a folder (following symlinks).
     pub fn is_dir(&self, abs: &str) -> bool {
-        let d = std::fs::metadata(self.path(abs)).map(|m| m.is_dir()).unwrap_or(false);
+        let d = std::fs::metadata(self.path(abs))
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         self.record(|| Recorded::Exists(abs.to_string(), d));
         d
     }
@@ -324,6 +343,9 @@ mod tests {
     fn root_must_be_a_folder() {
         let f = tempfile::NamedTempFile::new().unwrap();
         assert!(Host::from_root(f.path()).is_err());
-        assert_eq!(Host::from_root("/nonexistent/x").unwrap_err().kind(), crate::ErrorKind::NotFound);
+        assert_eq!(
+            Host::from_root("/nonexistent/x").unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
     }
 }
