@@ -267,6 +267,20 @@ impl Editor {
     /// [`Error::InvalidInput`] for an argument list with a bare `--`, an unbalanced quote or an
     /// argument without a name; [`Error::Parse`] when the line itself has an unbalanced quote.
     pub fn add_args(&mut self, args: &str) -> Result<bool> {
+        self.add_args_diverting(args, |_, _| false)
+    }
+
+    /// Like [`Editor::add_args`], but an argument that matches no parameter is first offered to
+    /// `divert(name, raw)`; when it returns true the argument was handled elsewhere (grubby puts
+    /// `root=/dev/...` on a separate `root` line for extlinux) and is not appended.
+    ///
+    /// # Errors
+    /// As [`Editor::add_args`].
+    pub fn add_args_diverting(
+        &mut self,
+        args: &str,
+        mut divert: impl FnMut(&str, &str) -> bool,
+    ) -> Result<bool> {
         self.check_quotes()?;
         let before = self.text.clone();
         let mut used: Vec<bool> = vec![false; self.parsed().params.len()];
@@ -284,6 +298,7 @@ impl Editor {
                     self.text.replace_range(span, &arg.raw);
                     used[i] = true;
                 }
+                None if divert(&arg.name, &arg.raw) => {}
                 None => {
                     self.append_raw(&arg.raw);
                     used.push(true);
@@ -363,7 +378,7 @@ impl Editor {
         loop {
             let parsed = self.parsed();
             let hit = parsed.params.iter().rposition(|p| {
-                normalize(&p.name) == want && value.is_none_or(|v| p.value.as_deref() == Some(v))
+                normalize(&p.name) == want && value.map_or(true, |v| p.value.as_deref() == Some(v))
             });
             match hit {
                 Some(i) => {
@@ -444,6 +459,7 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

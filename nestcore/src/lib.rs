@@ -1,6 +1,7 @@
 //! nestcore: can this machine run virtual machines, can its guests run their own (nested
 //! virtualization), and what exactly must change to get there.
 
+pub mod bootloader;
 pub mod cmdline;
 pub mod cpu;
 pub mod error;
