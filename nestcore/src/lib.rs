@@ -8,6 +8,9 @@ pub mod error;
 pub mod host;
 pub mod hypervisor;
 pub mod kvm;
+pub mod modprobe;
+pub mod nested;
+pub mod plan;
 pub mod report;
 
 pub use error::{Error, ErrorKind, Result};
