@@ -764,7 +764,12 @@ fn write_one(
     if let Some((bytes, meta)) = &entry.previous {
         match fs::symlink_metadata(backup) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                atomic_write(backup, bytes, Some(*meta), hook).map_err(|e| Error::io(backup, e))?;
+                if let Err(e) = atomic_write(backup, bytes, Some(*meta), hook) {
+                    // It did not exist before: a backup renamed into place whose folder sync
+                    // then failed must not stay behind.
+                    let _ = fs::remove_file(backup);
+                    return Err(Error::io(backup, e));
+                }
                 entry.backup_created = Some(backup.to_path_buf());
             }
             Ok(m) if m.is_file() => {} // keep the first original
