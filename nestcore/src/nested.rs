@@ -862,4 +862,93 @@ mod tests {
         std::fs::create_dir_all(d.path().join("sys/module/kvm_amd")).unwrap();
         assert_eq!(vendor_module(&h).unwrap().0, "kvm_amd");
     }
+
+    fn fixture_copy(name: &str) -> tempfile::TempDir {
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                let t = e.file_type().unwrap();
+                let dst = to.join(e.file_name());
+                if t.is_symlink() {
+                    std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), &dst).unwrap();
+                } else if t.is_dir() {
+                    copy(&e.path(), &dst);
+                } else {
+                    std::fs::copy(e.path(), &dst).unwrap();
+                }
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/enable")
+            .join(name)
+            .join("root");
+        copy(&src, d.path());
+        d
+    }
+
+    #[test]
+    fn enable_cli_exit_codes() {
+        let exec = crate::plan::RecordingExecutor::new();
+        let d = fixture_copy("already-on");
+        let h = Host::from_root(d.path()).unwrap();
+        let (text, code) = enable_cli(&h, false, &["runtime", "modprobe"], false, false, &exec).unwrap();
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("nothing to do"));
+
+        let d = fixture_copy("systemd-boot");
+        let h = Host::from_root(d.path()).unwrap();
+        let (text, code) = enable_cli(&h, false, &["cmdline"], false, true, &exec).unwrap();
+        assert_eq!(code, 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["plan"]["actions"].as_array().unwrap().len(), 2);
+        assert!(v["report"].is_null());
+        let (text, code) = enable_cli(&h, false, &["cmdline"], true, false, &exec).unwrap();
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("original saved as /etc/kernel/cmdline.nestcore-bak"));
+        let (_, code) = enable_cli(&h, false, &["cmdline"], false, false, &exec).unwrap();
+        assert_eq!(code, 0);
+        // Off undoes it by writing 0 (the kernel default is on).
+        let (text, code) = enable_cli(&h, true, &["cmdline"], true, false, &exec).unwrap();
+        assert_eq!(code, 0);
+        assert!(text.contains("kvm-intel.nested=0"));
+
+        let d = fixture_copy("conflict-distro");
+        let h = Host::from_root(d.path()).unwrap();
+        let (text, code) = enable_cli(&h, false, &[], true, false, &exec).unwrap();
+        assert_eq!(code, 1);
+        assert!(text.contains("blocked:"));
+        assert!(enable_cli(&h, false, &["disk"], false, false, &exec).is_err());
+        assert!(exec.calls().is_empty());
+    }
+
+    #[test]
+    fn amd_values_are_integers() {
+        let d = fixture_copy("amd-host");
+        let h = Host::from_root(d.path()).unwrap();
+        let p = plan(
+            &h,
+            Want::On,
+            Persist {
+                runtime: true,
+                modprobe: true,
+                cmdline: false,
+            },
+        )
+        .unwrap();
+        let all = serde_json::to_string(&p).unwrap();
+        assert!(all.contains("options kvm_amd nested=1"));
+        assert!(!all.contains("nested=y") && !all.contains("nested=Y"));
+        let cmds: Vec<String> = p
+            .actions
+            .iter()
+            .flat_map(|a| a.commands())
+            .map(|c| c.to_string())
+            .collect();
+        assert!(
+            cmds.contains(&"modprobe kvm_amd nested=1".to_string()),
+            "{cmds:?}"
+        );
+    }
 }

@@ -856,6 +856,46 @@ fn run_action(a: &Action, host: &Host, exec: &dyn Executor, report: &mut ApplyRe
     Ok(())
 }
 
+/// Writes `new` to the file at `path` the way [`Plan::apply`] does (temporary file, fsync,
+/// rename, folder fsync; mode and owner kept; the original saved once as
+/// `<path>.nestcore-bak`), for `nestcore kargs --in-place`. Returns the backup path, or `None`
+/// when the file already held `new`.
+///
+/// # Errors
+/// [`Error::Unsupported`] when `path` is a symlink or not a regular file; [`Error::Io`] when
+/// reading or writing fails (the file is then unchanged).
+pub fn write_in_place(path: &Path, new: &str) -> Result<Option<PathBuf>> {
+    let m = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    if !m.is_file() {
+        return Err(Error::Unsupported(format!(
+            "{} is not a regular file (nestcore does not write through symlinks)",
+            path.display()
+        )));
+    }
+    let old = fs::read(path).map_err(|e| Error::io(path, e))?;
+    if old == new.as_bytes() {
+        return Ok(None);
+    }
+    let mut backup = path.as_os_str().to_owned();
+    backup.push(BACKUP_SUFFIX);
+    let backup = PathBuf::from(backup);
+    match fs::symlink_metadata(&backup) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            atomic_write(&backup, &old, Some(meta_of(&m)), &NoFaults).map_err(|e| Error::io(&backup, e))?
+        }
+        Ok(b) if b.is_file() => {}
+        Ok(_) => {
+            return Err(Error::Unsupported(format!(
+                "{} is not a regular file",
+                backup.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(&backup, e)),
+    }
+    atomic_write(path, new.as_bytes(), Some(meta_of(&m)), &NoFaults).map_err(|e| Error::io(path, e))?;
+    Ok(Some(backup))
+}
+
 /// A unified diff (3 lines of context) from `old` to `new`, labelled with `path`.
 pub fn unified_diff(path: &str, old: Option<&str>, new: &str) -> String {
     let a: Vec<&str> = old.map(|o| o.split_inclusive('\n').collect()).unwrap_or_default();
@@ -1099,5 +1139,25 @@ mod tests {
                 Err(e) => panic!("fault {n}: unexpected {e}"),
             }
         }
+    }
+
+    #[test]
+    fn in_place_with_backup() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("grub.conf");
+        fs::write(&f, "a\n").unwrap();
+        let b = write_in_place(&f, "b\n").unwrap().unwrap();
+        assert_eq!(fs::read_to_string(&b).unwrap(), "a\n");
+        assert_eq!(fs::read_to_string(&f).unwrap(), "b\n");
+        assert_eq!(write_in_place(&f, "b\n").unwrap(), None);
+        write_in_place(&f, "c\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&b).unwrap(),
+            "a\n",
+            "the first original is kept"
+        );
+        let l = d.path().join("link");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        assert!(write_in_place(&l, "x").is_err());
     }
 }

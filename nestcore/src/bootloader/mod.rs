@@ -457,4 +457,36 @@ mod tests {
             crate::ErrorKind::InvalidInput
         );
     }
+
+    mod hostile {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn editors_never_panic(text in "(\\PC|\n|\t|\"|'|=|#|\\\\){0,200}",
+                                   arg in "[a-z_.=\"-]{1,12}") {
+                let sel = Selection::all_linux();
+                let e = ArgsEdit { add: Some(arg.clone()), remove: Some(arg.clone()), ..ArgsEdit::default() };
+                let _ = grub_legacy::edit(&text, &sel, &e);
+                let _ = extlinux::edit(&text, &sel, &e);
+                let _ = grub2::edit(&text, grub2::CMDLINE_VAR, &e);
+                let _ = bls::edit_entry(&text, &e);
+                let _ = bls::edit_grubenv(&text, bls::KERNELOPTS, &e);
+                let _ = kernel_cmdline::edit(&text, &e);
+                for l in ["grub", "extlinux", "grub2", "bls", "kernel-cmdline"] {
+                    let _ = kargs_cli(&text, l, "ALL", Some(&arg), None, None);
+                }
+            }
+
+            #[test]
+            fn grub_legacy_edit_touches_only_kernel_lines(extra in "[a-z]{1,8}=[0-9]{1,3}") {
+                let conf = "default=0\n# c\ntitle A\n\troot (hd0,0)\n\tkernel /vmlinuz ro  quiet\n\tinitrd /i\n";
+                let out = grub_legacy::edit(conf, &Selection::all_linux(), &ArgsEdit { add: Some(extra.clone()), ..ArgsEdit::default() }).unwrap();
+                let changed: Vec<_> = conf.lines().zip(out.lines()).filter(|(a, b)| a != b).collect();
+                prop_assert_eq!(changed.len(), 1);
+                prop_assert_eq!(changed[0].1.to_string(), format!("\tkernel /vmlinuz ro  quiet {extra}"));
+            }
+        }
+    }
 }
