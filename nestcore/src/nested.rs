@@ -1,5 +1,5 @@
 //! Turning nested virtualization on or off: reading where the host stands and planning the
-//! change ([`plan`]), for any of three persistence layers:
+//! change ([`plan()`]), for any of three persistence layers:
 //!
 //! - `runtime`: reload the vendor module now (`modprobe -r kvm_intel`, then
 //!   `modprobe kvm_intel nested=1`); only for a loadable module that nothing uses;
@@ -316,10 +316,10 @@ pub fn plan(host: &Host, want: Want, persist: Persist) -> Result<Plan> {
     plan_with(host, want, persist, Options::default())
 }
 
-/// [`plan`] with [`Options`].
+/// [`plan()`] with [`Options`].
 ///
 /// # Errors
-/// As [`plan`].
+/// As [`plan()`].
 pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Result<Plan> {
     if !(persist.runtime || persist.modprobe || persist.cmdline) {
         return Err(Error::InvalidInput(
@@ -763,7 +763,7 @@ fn plan_cmdline(host: &Host, m: &str, want: Want, p: &mut Plan) -> Result<usize>
 /// `modprobe`.
 ///
 /// # Errors
-/// As [`plan`] and [`Plan::apply`].
+/// As [`plan()`] and [`Plan::apply`].
 pub fn enable_cli(
     host: &Host,
     off: bool,
