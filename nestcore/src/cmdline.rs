@@ -9,6 +9,8 @@
 
 use std::ops::Range;
 
+use crate::error::{Error, Result};
+
 /// One parameter of a command line.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Param {
@@ -45,74 +47,33 @@ pub struct Cmdline {
 impl Cmdline {
     /// Parses a command line. Never fails: every byte sequence is some command line to the kernel.
     pub fn parse(line: &str) -> Cmdline {
-        let b = line.as_bytes();
-        let mut params = Vec::new();
-        let mut i = skip_spaces(b, 0);
-        while i < b.len() {
-            let start = i;
-            let mut j = i;
-            let mut in_quote = false;
-            let quoted = b[j] == b'"';
-            if quoted {
-                j += 1;
-                in_quote = true;
+        parse_with_end(line).0
+    }
+
+    /// Renders the parameters canonically: single spaces, a value with white space (or an empty
+    /// value) in double quotes, then ` -- ` and the init's arguments when there are any.
+    ///
+    /// For parameters whose names hold no white space, `=` or `"`, and values no `"`,
+    /// `Cmdline::parse(&c.render())` gives the same names, values and init arguments.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for p in &self.params {
+            if !out.is_empty() {
+                out.push(' ');
             }
-            let body_start = j;
-            let mut equals = None;
-            while j < b.len() {
-                if b[j].is_ascii_whitespace() && !in_quote {
-                    break;
-                }
-                if equals.is_none() && b[j] == b'=' {
-                    equals = Some(j);
-                }
-                if b[j] == b'"' {
-                    in_quote = !in_quote;
-                }
-                j += 1;
-            }
-            let end = j; // token is body_start..end (plus a leading quote)
-            let last_is_quote = end > body_start && b[end - 1] == b'"';
-            let (name, value) = match equals {
-                None => {
-                    let mut n = &line[body_start..end];
-                    if quoted && last_is_quote {
-                        n = &n[..n.len() - 1];
-                    }
-                    (n.to_string(), None)
-                }
-                Some(eq) => {
-                    let name = &line[body_start..eq];
-                    let mut v = &line[eq + 1..end];
-                    if v.starts_with('"') {
-                        v = &v[1..];
-                        if last_is_quote && !v.is_empty() {
-                            v = &v[..v.len() - 1];
-                        }
-                    } else if quoted && last_is_quote && !v.is_empty() {
-                        v = &v[..v.len() - 1];
-                    }
-                    (name.to_string(), Some(v.to_string()))
-                }
-            };
-            if value.is_none() && name == "--" && !quoted {
-                let rest = skip_spaces(b, end);
-                return Cmdline {
-                    params,
-                    init_args: Some(line[rest..].to_string()),
-                };
-            }
-            params.push(Param {
-                name,
-                value,
-                span: start..end,
-            });
-            i = skip_spaces(b, end);
+            out.push_str(&render_param(&p.name, p.value.as_deref()));
         }
-        Cmdline {
-            params,
-            init_args: None,
+        if let Some(init) = &self.init_args {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str("--");
+            if !init.is_empty() {
+                out.push(' ');
+                out.push_str(init);
+            }
         }
+        out
     }
 
     /// The effective value of `name` (last occurrence wins, `-` equals `_`). `Some(None)` for a
@@ -133,6 +94,363 @@ impl Cmdline {
     }
 }
 
+/// Writes one parameter the way the kernel reads it back: `name`, `name=value`, or
+/// `name="value"` when the value is empty or holds white space.
+pub fn render_param(name: &str, value: Option<&str>) -> String {
+    match value {
+        None => name.to_string(),
+        Some(v) if v.is_empty() || v.bytes().any(|c| c.is_ascii_whitespace()) => format!("{name}=\"{v}\""),
+        Some(v) => format!("{name}={v}"),
+    }
+}
+
+/// Parses and also returns where the bare `--` starts (when there is one).
+fn parse_with_end(line: &str) -> (Cmdline, Option<usize>) {
+    let b = line.as_bytes();
+    let mut params = Vec::new();
+    let mut i = skip_spaces(b, 0);
+    while i < b.len() {
+        let start = i;
+        let mut j = i;
+        let mut in_quote = false;
+        let quoted = b[j] == b'"';
+        if quoted {
+            j += 1;
+            in_quote = true;
+        }
+        let body_start = j;
+        let mut equals = None;
+        while j < b.len() {
+            if b[j].is_ascii_whitespace() && !in_quote {
+                break;
+            }
+            if equals.is_none() && b[j] == b'=' {
+                equals = Some(j);
+            }
+            if b[j] == b'"' {
+                in_quote = !in_quote;
+            }
+            j += 1;
+        }
+        let end = j; // token is body_start..end (plus a leading quote)
+        let last_is_quote = end > body_start && b[end - 1] == b'"';
+        let (name, value) = match equals {
+            None => {
+                let mut n = &line[body_start..end];
+                if quoted && last_is_quote {
+                    n = &n[..n.len() - 1];
+                }
+                (n.to_string(), None)
+            }
+            Some(eq) => {
+                let name = &line[body_start..eq];
+                let mut v = &line[eq + 1..end];
+                if v.starts_with('"') {
+                    v = &v[1..];
+                    if last_is_quote && !v.is_empty() {
+                        v = &v[..v.len() - 1];
+                    }
+                } else if quoted && last_is_quote && !v.is_empty() {
+                    v = &v[..v.len() - 1];
+                }
+                (name.to_string(), Some(v.to_string()))
+            }
+        };
+        if value.is_none() && name == "--" && !quoted {
+            let rest = skip_spaces(b, end);
+            return (
+                Cmdline {
+                    params,
+                    init_args: Some(line[rest..].to_string()),
+                },
+                Some(start),
+            );
+        }
+        params.push(Param {
+            name,
+            value,
+            span: start..end,
+        });
+        i = skip_spaces(b, end);
+    }
+    (
+        Cmdline {
+            params,
+            init_args: None,
+        },
+        None,
+    )
+}
+
+/// One argument of an edit request (`--args` / `--remove-args`), split by the kernel's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Arg {
+    /// The token as written (quotes kept), inserted verbatim.
+    raw: String,
+    name: String,
+    value: Option<String>,
+}
+
+/// Splits `args` into tokens by the kernel's rules and checks each can stand alone on a line.
+fn split_args(args: &str) -> Result<Vec<Arg>> {
+    let (parsed, dashdash) = parse_with_end(args);
+    if dashdash.is_some() {
+        return Err(Error::InvalidInput(format!(
+            "Argument list {args:?} contains a bare \"--\": nestcore only edits the kernel's own arguments"
+        )));
+    }
+    let mut out = Vec::new();
+    for p in parsed.params {
+        let raw = &args[p.span.clone()];
+        if raw.bytes().filter(|&c| c == b'"').count() % 2 != 0 {
+            return Err(Error::InvalidInput(format!(
+                "Argument {raw:?} has an unbalanced double quote"
+            )));
+        }
+        if p.name.is_empty() {
+            return Err(Error::InvalidInput(format!("Argument {raw:?} has no name")));
+        }
+        out.push(Arg {
+            raw: raw.to_string(),
+            name: p.name,
+            value: p.value,
+        });
+    }
+    Ok(out)
+}
+
+/// An editor for a kernel command line that keeps every byte it does not have to change:
+/// parameters are replaced in place, appended after the last kernel parameter (before a bare
+/// `--`), or removed together with the white space that separated them from their neighbour.
+///
+/// Names compare by the kernel's rule (`-` equals `_`); values compare exactly (after the kernel
+/// removes quotes).
+///
+/// ```
+/// use nestcore::cmdline::Editor;
+/// let mut e = Editor::new("ro  quiet kvm-intel.nested=0 -- init");
+/// e.set("kvm_intel.nested", Some("1")).unwrap();
+/// assert_eq!(e.as_str(), "ro  quiet kvm_intel.nested=1 -- init");
+/// e.remove("quiet", None);
+/// assert_eq!(e.as_str(), "ro kvm_intel.nested=1 -- init");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Editor {
+    text: String,
+}
+
+impl Editor {
+    /// Starts editing `text` (a whole command line, or the argument part of a boot entry line).
+    pub fn new(text: impl Into<String>) -> Editor {
+        Editor { text: text.into() }
+    }
+
+    /// The text as edited so far.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The edited text.
+    pub fn into_string(self) -> String {
+        self.text
+    }
+
+    /// The edited text, parsed.
+    pub fn parsed(&self) -> Cmdline {
+        Cmdline::parse(&self.text)
+    }
+
+    /// grubby's `--args`: each argument replaces the first not yet replaced parameter of the same
+    /// name in place, or is appended. Returns whether the text changed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an argument list with a bare `--`, an unbalanced quote or an
+    /// argument without a name; [`Error::Parse`] when the line itself has an unbalanced quote.
+    pub fn add_args(&mut self, args: &str) -> Result<bool> {
+        self.add_args_diverting(args, |_, _| false)
+    }
+
+    /// Like [`Editor::add_args`], but an argument that matches no parameter is first offered to
+    /// `divert(name, raw)`; when it returns true the argument was handled elsewhere (grubby puts
+    /// `root=/dev/...` on a separate `root` line for extlinux) and is not appended.
+    ///
+    /// # Errors
+    /// As [`Editor::add_args`].
+    pub fn add_args_diverting(
+        &mut self,
+        args: &str,
+        mut divert: impl FnMut(&str, &str) -> bool,
+    ) -> Result<bool> {
+        self.check_quotes()?;
+        let before = self.text.clone();
+        let mut used: Vec<bool> = vec![false; self.parsed().params.len()];
+        for arg in split_args(args)? {
+            let parsed = self.parsed();
+            let want = normalize(&arg.name);
+            let hit = parsed
+                .params
+                .iter()
+                .enumerate()
+                .find(|(i, p)| !used.get(*i).copied().unwrap_or(true) && normalize(&p.name) == want)
+                .map(|(i, p)| (i, p.span.clone()));
+            match hit {
+                Some((i, span)) => {
+                    self.text.replace_range(span, &arg.raw);
+                    used[i] = true;
+                }
+                None if divert(&arg.name, &arg.raw) => {}
+                None => {
+                    self.append_raw(&arg.raw);
+                    used.push(true);
+                }
+            }
+        }
+        Ok(self.text != before)
+    }
+
+    /// grubby's `--remove-args`: `k` removes `k` with any value, `k=v` removes `k` only where its
+    /// value is exactly `v`. Every matching occurrence goes (the kernel would honour the last one).
+    /// Returns whether the text changed.
+    ///
+    /// # Errors
+    /// As [`Editor::add_args`].
+    pub fn remove_args(&mut self, args: &str) -> Result<bool> {
+        let mut changed = false;
+        for arg in split_args(args)? {
+            changed |= self.remove(&arg.name, arg.value.as_deref());
+        }
+        Ok(changed)
+    }
+
+    /// Makes `name` (with `value`, or bare for `None`) the effective setting: the first occurrence
+    /// is rewritten in place, later ones are removed, and the parameter is appended when absent.
+    /// Returns whether the text changed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `name` is empty or holds white space, `=` or `"`, or `value`
+    /// holds a `"`; [`Error::Parse`] when the line has an unbalanced quote.
+    pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<bool> {
+        if name.is_empty()
+            || name
+                .bytes()
+                .any(|c| c.is_ascii_whitespace() || c == b'=' || c == b'"')
+        {
+            return Err(Error::InvalidInput(format!(
+                "Parameter name {name:?} is not valid"
+            )));
+        }
+        if value.is_some_and(|v| v.contains('"')) {
+            return Err(Error::InvalidInput(format!(
+                "Value {value:?} contains a double quote"
+            )));
+        }
+        self.check_quotes()?;
+        let raw = render_param(name, value);
+        let before = self.text.clone();
+        let want = normalize(name);
+        let spans: Vec<Range<usize>> = self
+            .parsed()
+            .params
+            .iter()
+            .filter(|p| normalize(&p.name) == want)
+            .map(|p| p.span.clone())
+            .collect();
+        match spans.first() {
+            None => self.append_raw(&raw),
+            Some(first) => {
+                // Remove later duplicates from the end so earlier spans stay valid.
+                for i in (1..spans.len()).rev() {
+                    self.remove_index_matching(&want, i);
+                }
+                if self.text[first.clone()] != raw {
+                    self.text.replace_range(first.clone(), &raw);
+                }
+            }
+        }
+        Ok(self.text != before)
+    }
+
+    /// Removes every occurrence of `name` (any value when `value` is `None`, else only where the
+    /// value is exactly `value`). Returns whether the text changed.
+    pub fn remove(&mut self, name: &str, value: Option<&str>) -> bool {
+        let want = normalize(name);
+        let mut changed = false;
+        loop {
+            let parsed = self.parsed();
+            let hit = parsed.params.iter().rposition(|p| {
+                normalize(&p.name) == want && value.is_none_or(|v| p.value.as_deref() == Some(v))
+            });
+            match hit {
+                Some(i) => {
+                    self.remove_param(i);
+                    changed = true;
+                }
+                None => return changed,
+            }
+        }
+    }
+
+    /// An odd number of `"` makes the kernel read the rest of the line as one value: anything we
+    /// appended would vanish into it.
+    fn check_quotes(&self) -> Result<()> {
+        if self.text.bytes().filter(|&c| c == b'"').count() % 2 != 0 {
+            return Err(Error::parse(
+                "kernel command line",
+                format!("unbalanced double quote in {:?}: refusing to edit", self.text),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes the `nth` (0-based) occurrence of the normalized name `want`.
+    fn remove_index_matching(&mut self, want: &str, nth: usize) {
+        let parsed = self.parsed();
+        if let Some(i) = parsed
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| normalize(&p.name) == want)
+            .nth(nth)
+            .map(|(i, _)| i)
+        {
+            self.remove_param(i);
+        }
+    }
+
+    /// Removes parameter `i` with the white space before it (grubby gives the previous argument
+    /// the removed one's trailing space), or after it when it is the first.
+    fn remove_param(&mut self, i: usize) {
+        let (parsed, dashdash) = parse_with_end(&self.text);
+        let span = parsed.params[i].span.clone();
+        let range = if i > 0 {
+            parsed.params[i - 1].span.end..span.end
+        } else if let Some(next) = parsed.params.get(1).map(|p| p.span.start).or(dashdash) {
+            span.start..next
+        } else {
+            let b = self.text.as_bytes();
+            let mut s = span.start;
+            while s > 0 && b[s - 1].is_ascii_whitespace() {
+                s -= 1;
+            }
+            s..span.end
+        };
+        self.text.replace_range(range, "");
+    }
+
+    /// Appends a raw token after the last kernel parameter (before a bare `--`).
+    fn append_raw(&mut self, raw: &str) {
+        let (parsed, dashdash) = parse_with_end(&self.text);
+        if let Some(last) = parsed.params.last() {
+            self.text.insert_str(last.span.end, &format!(" {raw}"));
+        } else if let Some(dd) = dashdash {
+            self.text.insert_str(dd, &format!("{raw} "));
+        } else {
+            // Only white space: keep it in front (it separates us from a keyword).
+            self.text.push_str(raw);
+        }
+    }
+}
+
 fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && b[i].is_ascii_whitespace() {
         i += 1;
@@ -141,6 +459,7 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -222,6 +541,125 @@ mod tests {
             "a\u{2003}b",
         ] {
             let _ = Cmdline::parse(s);
+        }
+    }
+
+    #[test]
+    fn editor_keeps_other_bytes() {
+        let mut e = Editor::new("ro\troot=/dev/sda1  hdd=ide-scsi -- x=1");
+        assert!(e.add_args("hdd=notide-scsi root=/dev/hdd1 new").unwrap());
+        assert_eq!(e.as_str(), "ro\troot=/dev/hdd1  hdd=notide-scsi new -- x=1");
+        assert!(!e.add_args("new").unwrap());
+        assert!(e.remove_args("hdd=foobar root").unwrap());
+        assert_eq!(e.as_str(), "ro  hdd=notide-scsi new -- x=1");
+        assert!(!e.remove_args("hdd=foobar").unwrap());
+        assert!(e.remove_args("hdd=notide-scsi ro new").unwrap());
+        assert_eq!(e.as_str(), "-- x=1");
+        assert!(e.add_args("a").unwrap());
+        assert_eq!(e.as_str(), "a -- x=1");
+    }
+
+    #[test]
+    fn editor_dash_underscore_and_duplicates() {
+        let mut e = Editor::new("kvm-intel.nested=0 quiet kvm_intel.nested=0");
+        assert!(e.set("kvm_intel.nested", Some("1")).unwrap());
+        assert_eq!(e.as_str(), "kvm_intel.nested=1 quiet");
+        assert!(!e.set("kvm_intel.nested", Some("1")).unwrap());
+        assert!(e.set("a", Some("x y")).unwrap());
+        assert_eq!(e.as_str(), "kvm_intel.nested=1 quiet a=\"x y\"");
+        assert_eq!(e.parsed().get("a"), Some(Some("x y")));
+        assert!(e.remove("kvm-intel.nested", None));
+        assert_eq!(e.as_str(), "quiet a=\"x y\"");
+        assert!(e.remove("quiet", None));
+        assert!(e.remove("a", Some("x y")));
+        assert_eq!(e.as_str(), "");
+    }
+
+    #[test]
+    fn editor_rejects_bad_args() {
+        let mut e = Editor::new("ro");
+        assert!(e.add_args("a=\"x").is_err());
+        assert!(e.add_args("a -- b").is_err());
+        assert!(e.add_args("=x").is_err());
+        assert!(e.set("a b", None).is_err());
+        assert!(e.set("a", Some("\"")).is_err());
+        assert_eq!(e.as_str(), "ro");
+    }
+
+    #[test]
+    fn render_round_trips() {
+        let c = Cmdline::parse("a b=\"x y\" c= -- init args");
+        assert_eq!(c.render(), "a b=\"x y\" c=\"\" -- init args");
+        let again = Cmdline::parse(&c.render());
+        assert_eq!(again.params.len(), 3);
+        assert_eq!(again.get("c"), Some(Some("")));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            "[a-zA-Z0-9_.-]{1,12}".prop_filter("not the end marker", |s| s != "--")
+        }
+        fn value() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of("[a-zA-Z0-9_.,:/= -]{0,10}")
+        }
+        fn line() -> impl Strategy<Value = String> {
+            // Hostile lines: quotes, tabs, equals, dashes and unicode.
+            "[a-z=\" \t\u{e9}_-]{0,40}"
+        }
+
+        proptest! {
+            #[test]
+            fn parse_render_round_trip(params in proptest::collection::vec((name(), value()), 0..8),
+                                       init in proptest::option::of("[a-z =]{0,10}")) {
+                let c = Cmdline {
+                    params: params.iter().map(|(n, v)| Param { name: n.clone(), value: v.clone(), span: 0..0 }).collect(),
+                    init_args: init.map(|s| s.trim_start().to_string()),
+                };
+                let back = Cmdline::parse(&c.render());
+                let got: Vec<_> = back.params.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
+                prop_assert_eq!(got, params);
+                prop_assert_eq!(back.init_args, c.init_args);
+            }
+
+            #[test]
+            fn editing_one_param_keeps_other_bytes(l in line(), v in "[a-z0-9]{1,5}") {
+                let mut e = Editor::new(l.clone());
+                let target = "kvm_intel.nested";
+                let had = Cmdline::parse(&l).params.iter().any(|p| normalize(&p.name) == target);
+                if e.set(target, Some(&v)).is_err() {
+                    prop_assert!(l.matches('"').count() % 2 == 1);
+                    return Ok(());
+                }
+                let out = e.as_str().to_string();
+                let reparsed = Cmdline::parse(&out);
+                prop_assert_eq!(reparsed.get(target), Some(Some(v.as_str())));
+                if !had {
+                    // The original line is intact around the inserted token and its one space.
+                    let tok = format!("{target}={v}");
+                    let cands = [
+                        out.replacen(&format!(" {tok}"), "", 1),
+                        out.replacen(&format!("{tok} "), "", 1),
+                        out.replacen(&tok, "", 1),
+                    ];
+                    prop_assert!(cands.contains(&l), "{:?} -> {:?}", l, out);
+                }
+                // Removing it again leaves the other parameters as they were.
+                let mut e2 = Editor::new(out);
+                e2.remove(target, None);
+                let a: Vec<_> = Cmdline::parse(&l).params.into_iter().filter(|p| normalize(&p.name) != target).map(|p| (p.name, p.value)).collect();
+                let b: Vec<_> = e2.parsed().params.into_iter().map(|p| (p.name, p.value)).collect();
+                prop_assert_eq!(a, b);
+            }
+
+            #[test]
+            fn editor_never_panics(l in "\\PC{0,40}", a in "\\PC{0,20}") {
+                let mut e = Editor::new(l);
+                let _ = e.add_args(&a);
+                let _ = e.remove_args(&a);
+            }
         }
     }
 }

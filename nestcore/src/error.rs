@@ -52,6 +52,27 @@ pub enum Error {
     /// Not possible on this host or platform.
     #[error("Unsupported: {0}")]
     Unsupported(String),
+    /// A program run while applying a plan exited with a failure.
+    #[error("Command `{command}` failed with status {status}: {stderr}")]
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// Its exit status (-1 when killed by a signal).
+        status: i32,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// Applying a plan failed at `step`; the files already written were restored.
+    #[error("Applying the plan failed while {step}; restored: {}", if rolled_back.is_empty() { "nothing needed".to_string() } else { rolled_back.join(", ") })]
+    Apply {
+        /// The step that failed.
+        step: String,
+        /// Files restored to their content before the apply (host paths).
+        rolled_back: Vec<String>,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -66,6 +87,8 @@ impl Error {
             Error::Parse { .. } => ErrorKind::Parse,
             Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::CommandFailed { .. } => ErrorKind::Io,
+            Error::Apply { source, .. } => source.kind(),
         }
     }
 
@@ -73,6 +96,7 @@ impl Error {
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             Error::Io { path, .. } => Some(path),
+            Error::Apply { source, .. } => source.path(),
             _ => None,
         }
     }

@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod bootloader;
 pub mod cmdline;
 pub mod cpu;
 pub mod error;
@@ -26,6 +27,9 @@ pub mod guest;
 pub mod host;
 pub mod hypervisor;
 pub mod kvm;
+pub mod modprobe;
+pub mod nested;
+pub mod plan;
 pub mod report;
 pub mod snapshot;
 mod text;

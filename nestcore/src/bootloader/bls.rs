@@ -1,0 +1,245 @@
+//! Boot Loader Specification entries (`/boot/loader/entries/*.conf`): `key value` lines; the
+//! kernel's arguments are on `options` lines (several are joined). RHEL 8 entries may say
+//! `options $kernelopts`, which GRUB resolves from `grubenv` (`kernelopts=...`): nestcore then
+//! edits grubenv, keeping it exactly as long as it was (a 1024-byte block padded with `#`).
+
+use super::{edit_region, join_lines, keyword_line, split_lines, ArgsEdit, Selection, Target};
+use crate::cmdline::Cmdline;
+use crate::error::{Error, Result};
+
+/// The grubenv variable RHEL 8 entries refer to.
+pub const KERNELOPTS: &str = "kernelopts";
+
+/// What an entry says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// `title`.
+    pub title: Option<String>,
+    /// `linux` (the kernel path, relative to the boot file system).
+    pub linux: Option<String>,
+    /// `options`, joined with spaces when there are several lines.
+    pub options: Option<String>,
+}
+
+impl Entry {
+    /// Whether the options refer to grubenv's `$kernelopts`.
+    pub fn uses_kernelopts(&self) -> bool {
+        self.options.as_deref().is_some_and(|o| {
+            Cmdline::parse(o)
+                .params
+                .iter()
+                .any(|p| p.name == "$kernelopts" || p.name == "${kernelopts}")
+        })
+    }
+}
+
+/// Parses an entry. Never fails.
+pub fn parse(text: &str) -> Entry {
+    let mut e = Entry::default();
+    for l in split_lines(text) {
+        let Some(k) = keyword_line(&l.text, false) else {
+            continue;
+        };
+        let v = k.rest.trim_end().to_string();
+        match k.keyword {
+            "title" => e.title = Some(v),
+            "linux" => e.linux = Some(v),
+            "options" => {
+                e.options = Some(match e.options.take() {
+                    Some(prev) => format!("{prev} {v}"),
+                    None => v,
+                })
+            }
+            _ => {}
+        }
+    }
+    e
+}
+
+/// Edits the `options` line of an entry (the first one; later ones are only edited to remove
+/// parameters), adding an `options` line when the entry has none and the edit adds something.
+///
+/// # Errors
+/// As [`ArgsEdit::apply_diverting`].
+pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
+    let mut lines = split_lines(text);
+    let idx: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| keyword_line(&l.text, false).is_some_and(|k| k.keyword == "options"))
+        .map(|(i, _)| i)
+        .collect();
+    let Some((&first, later)) = idx.split_first() else {
+        let new = edit.apply_to("")?;
+        if new.trim().is_empty() {
+            return Ok(text.to_string());
+        }
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("options {}\n", new.trim_start()));
+        return Ok(out);
+    };
+    // Parameters set on the first line must not be overridden by a later one.
+    for &li in later {
+        let k = keyword_line(&lines[li].text, false).map(|k| (k.indent.len() + k.keyword.len(), ()));
+        if let Some((kw_end, ())) = k {
+            let region = edit_region(&lines[li].text[kw_end..], &edit.removals_only(), |_, _| false)?;
+            lines[li].text = format!("{}{}", &lines[li].text[..kw_end], region);
+        }
+    }
+    if let Some(k) = keyword_line(&lines[first].text, false) {
+        let kw_end = k.indent.len() + k.keyword.len();
+        let region = edit_region(&lines[first].text[kw_end..], edit, |_, _| false)?;
+        lines[first].text = format!("{}{}", &lines[first].text[..kw_end], region);
+    }
+    Ok(join_lines(&lines))
+}
+
+/// `nestcore kargs --loader bls`: edits the entry when `sel` selects it (ALL, DEFAULT and index 0
+/// select the one entry; a path must equal its `linux`).
+///
+/// # Errors
+/// [`Error::Unsupported`] for an entry that uses `$kernelopts` (edit grubenv instead), else as
+/// [`edit_entry`].
+pub fn edit_entry_for(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
+    let e = parse(text);
+    let selected = match &sel.target {
+        Target::All | Target::Default => true,
+        Target::Indexes(v) => v.contains(&0),
+        Target::Title(t) => e.title.as_deref() == Some(t.as_str()),
+        Target::Path(_) => e.linux.as_deref().is_some_and(|l| sel.path_matches(l)),
+    };
+    if !selected {
+        return Ok(text.to_string());
+    }
+    if e.uses_kernelopts() && (edit.add.is_some() || !edit.set.is_empty()) {
+        return Err(Error::Unsupported(
+            "this entry takes its options from $kernelopts in grubenv: edit grubenv's kernelopts".into(),
+        ));
+    }
+    edit_entry(text, edit)
+}
+
+/// The variables of a grubenv block, in order (`#` lines and padding skipped).
+pub fn grubenv_vars(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), unescape(v))))
+        .collect()
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut it = v.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('n') => out.push('\n'),
+                Some(o) => out.push(o),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Edits variable `var` of a grubenv block with `edit`, keeping the other variables and the
+/// block's size (at least 1024 bytes) by adjusting the `#` padding.
+///
+/// # Errors
+/// [`Error::Parse`] when the text is not a grubenv block, the variable is missing, its value
+/// needs escapes, or the result does not fit.
+pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
+    if !text.starts_with("# GRUB Environment Block\n") {
+        return Err(Error::parse(
+            "grubenv",
+            "missing \"# GRUB Environment Block\" header",
+        ));
+    }
+    let size = text.len().max(1024);
+    let body_end = text.rfind(|c| c != '#').map(|i| i + 1).unwrap_or(0);
+    let body = &text[..body_end];
+    let prefix = format!("\n{var}=");
+    let Some(start) = body.find(&prefix).map(|i| i + prefix.len()) else {
+        return Err(Error::parse("grubenv", format!("no {var}= variable")));
+    };
+    let end = body[start..].find('\n').map(|i| start + i).unwrap_or(body.len());
+    let old = &body[start..end];
+    if old.contains('\\') {
+        return Err(Error::parse(
+            "grubenv",
+            format!("{var} holds escapes that nestcore will not rewrite"),
+        ));
+    }
+    let new = edit.apply_to(old)?;
+    if new.contains(['\\', '\n']) {
+        return Err(Error::InvalidInput(format!("Cannot write {new:?} into grubenv")));
+    }
+    let mut out = String::with_capacity(size);
+    out.push_str(&body[..start]);
+    out.push_str(&new);
+    out.push_str(&body[end..]);
+    if out.len() > size {
+        return Err(Error::parse(
+            "grubenv",
+            format!("{var} no longer fits in the {size}-byte block"),
+        ));
+    }
+    while out.len() < size {
+        out.push('#');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_options() {
+        let t = "title Fedora\nversion 6.1\nlinux /vmlinuz-6.1\noptions root=UUID=1 ro kvm_intel.nested=0\noptions quiet kvm-intel.nested=0\n";
+        let e = parse(t);
+        assert_eq!(e.linux.as_deref(), Some("/vmlinuz-6.1"));
+        let out = edit_entry(t, &ArgsEdit::set("kvm-intel.nested", "1")).unwrap();
+        assert_eq!(
+            out,
+            t.replace("ro kvm_intel.nested=0\n", "ro kvm-intel.nested=1\n")
+                .replace(" kvm-intel.nested=0\n", "\n")
+        );
+        assert_eq!(
+            edit_entry("title x\n", &ArgsEdit::set("a", "1")).unwrap(),
+            "title x\noptions a=1\n"
+        );
+    }
+
+    #[test]
+    fn kernelopts() {
+        let t = "title R\noptions $kernelopts\n";
+        assert!(parse(t).uses_kernelopts());
+        let sel = Selection::all_linux();
+        assert!(edit_entry_for(
+            t,
+            &sel,
+            &ArgsEdit {
+                add: Some("a=1".into()),
+                ..ArgsEdit::default()
+            }
+        )
+        .is_err());
+        let mut env = "# GRUB Environment Block\nsaved_entry=x\nkernelopts=root=/dev/vda1 ro \n".to_string();
+        while env.len() < 1024 {
+            env.push('#');
+        }
+        let out = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("kvm-amd.nested", "1")).unwrap();
+        assert_eq!(out.len(), 1024);
+        assert!(out.contains("\nkernelopts=root=/dev/vda1 ro kvm-amd.nested=1 \n###"));
+        assert_eq!(grubenv_vars(&out)[1].1, "root=/dev/vda1 ro kvm-amd.nested=1 ");
+        assert!(edit_grubenv("junk", KERNELOPTS, &ArgsEdit::set("a", "1")).is_err());
+        assert!(edit_grubenv(&env, "nope", &ArgsEdit::set("a", "1")).is_err());
+    }
+}

@@ -1,0 +1,1163 @@
+//! Plans and applying them: the only place nestcore changes a host.
+//!
+//! A [`Plan`] is a list of typed [`Action`]s, each with its reason, plus when each part takes
+//! effect. [`Plan::apply`] then:
+//!
+//! - writes only under the host's root, resolving every path component itself (a symlink that
+//!   leads out of the root, or a symlink in the place of the file to write, is refused);
+//! - writes every file atomically: a temporary file in the same folder, fsync, rename, fsync of
+//!   the folder; mode and owner kept; the original saved once as `<file>.nestcore-bak`;
+//! - is all-or-nothing across files: when a later step fails, what was written is restored and
+//!   the error lists it;
+//! - is idempotent: a file that already holds the new content is left alone;
+//! - runs programs only through an [`Executor`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::Host;
+
+/// The suffix of the backup nestcore keeps of a file it changed (the first original only).
+pub const BACKUP_SUFFIX: &str = ".nestcore-bak";
+
+/// When a change takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Immediately (a runtime module reload).
+    Now,
+    /// The next time the module loads (modprobe.d).
+    AfterReload,
+    /// At the next boot (kernel command line, initramfs).
+    AfterReboot,
+}
+
+/// A program to run: a name looked up in fixed sbin folders under the host root, and its
+/// arguments. Never a shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Command {
+    /// Program name (`modprobe`, `grub2-mkconfig`, ...).
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+}
+
+impl Command {
+    /// A command from a program and arguments.
+    pub fn new(program: &str, args: &[&str]) -> Command {
+        Command {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.program)?;
+        for a in &self.args {
+            write!(f, " {a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Action {
+    /// Write a file (create it when `old` is `None`).
+    WriteFile {
+        /// The path as the host sees it.
+        path: String,
+        /// The content at planning time (`None`: the file does not exist).
+        old: Option<String>,
+        /// The new content.
+        new: String,
+        /// Unified diff from old to new.
+        diff: String,
+        /// Why.
+        reason: String,
+        /// When it takes effect.
+        when: When,
+    },
+    /// Unload and reload a kernel module with parameters (`modprobe -r M`, `modprobe M P=V`).
+    ReloadModule {
+        /// The module.
+        module: String,
+        /// Parameters for the reload.
+        params: Vec<(String, String)>,
+        /// The value the module has now (to restore when the reload fails half way).
+        previous: Option<String>,
+        /// Whether the module is loaded now (else only load it).
+        loaded: bool,
+        /// Why.
+        reason: String,
+    },
+    /// Run a program (regenerate a boot configuration or an initramfs).
+    Run {
+        /// The command.
+        command: Command,
+        /// Why.
+        reason: String,
+        /// When its result takes effect.
+        when: When,
+    },
+}
+
+impl Action {
+    /// The commands this action runs.
+    pub fn commands(&self) -> Vec<Command> {
+        match self {
+            Action::WriteFile { .. } => Vec::new(),
+            Action::ReloadModule {
+                module,
+                params,
+                loaded,
+                ..
+            } => {
+                let mut v = Vec::new();
+                if *loaded {
+                    v.push(Command::new("modprobe", &["-r", module]));
+                }
+                let mut load = Command::new("modprobe", &[module]);
+                load.args
+                    .extend(params.iter().map(|(k, val)| format!("{k}={val}")));
+                v.push(load);
+                v
+            }
+            Action::Run { command, .. } => vec![command.clone()],
+        }
+    }
+
+    /// One line saying what the action does.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::WriteFile {
+                path, old, reason, ..
+            } => {
+                format!(
+                    "{} {path}: {reason}",
+                    if old.is_some() { "edit" } else { "create" }
+                )
+            }
+            Action::ReloadModule { reason, .. } | Action::Run { reason, .. } => {
+                let cmds: Vec<String> = self.commands().iter().map(|c| c.to_string()).collect();
+                format!("run `{}`: {reason}", cmds.join("` then `"))
+            }
+        }
+    }
+}
+
+/// A check made after applying: the module parameter must read as wanted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verify {
+    /// sysfs file (as the host sees it).
+    pub path: String,
+    /// The wanted boolean value.
+    pub want: bool,
+}
+
+/// What to change, why, and when it takes effect.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Plan {
+    /// One sentence: what the plan achieves, or that nothing needs to change.
+    pub summary: String,
+    /// The steps, in the order [`Plan::apply`] runs them (files first, then programs).
+    pub actions: Vec<Action>,
+    /// What is true now, after a module reload, and after a reboot.
+    pub timeline: Vec<(When, String)>,
+    /// What the planner noticed (conflicts that the plan overrides, evidence, caveats).
+    pub warnings: Vec<String>,
+    /// Why the plan cannot be applied as it is; [`Plan::apply`] refuses while there are any.
+    pub blockers: Vec<String>,
+    /// Checked after the actions ran.
+    pub verify: Option<Verify>,
+}
+
+/// A file written by [`Plan::apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    /// The path as the host sees it.
+    pub path: String,
+    /// The backup of the original (as the host sees it), when there was an original.
+    pub backup: Option<String>,
+    /// Whether the file was created.
+    pub created: bool,
+}
+
+/// A program run by [`Plan::apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandRun {
+    /// The command.
+    pub command: Command,
+    /// Its exit status.
+    pub status: i32,
+}
+
+/// What [`Plan::apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ApplyReport {
+    /// Files written.
+    pub written: Vec<Written>,
+    /// Files that already had their new content.
+    pub unchanged: Vec<String>,
+    /// Programs run.
+    pub commands: Vec<CommandRun>,
+    /// Files restored after a failure (empty on success).
+    pub rolled_back: Vec<String>,
+    /// The result of [`Plan::verify`], when there was one.
+    pub verified: Option<bool>,
+}
+
+impl ApplyReport {
+    /// Whether apply changed nothing.
+    pub fn is_noop(&self) -> bool {
+        self.written.is_empty() && self.commands.is_empty()
+    }
+}
+
+/// The output of a program.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandOutput {
+    /// Exit status (-1 when killed by a signal).
+    pub status: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs programs for [`Plan::apply`]. Tests replace it with [`RecordingExecutor`].
+pub trait Executor {
+    /// Runs `cmd` on `host`.
+    ///
+    /// # Errors
+    /// When the program cannot be found or started. A non-zero exit is an `Ok` output.
+    fn run(&self, host: &Host, cmd: &Command) -> Result<CommandOutput>;
+}
+
+/// The folders (under the host root) searched for programs, in order.
+pub const SBIN_DIRS: [&str; 6] = [
+    "/usr/sbin",
+    "/sbin",
+    "/usr/bin",
+    "/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+];
+
+/// The absolute path (as the host sees it) of `program` in [`SBIN_DIRS`], if any.
+pub fn find_program(host: &Host, program: &str) -> Option<String> {
+    if program.contains('/') {
+        return None;
+    }
+    SBIN_DIRS
+        .iter()
+        .map(|d| format!("{d}/{program}"))
+        .find(|p| host.exists(p))
+}
+
+/// Runs programs for real: by absolute path found in [`SBIN_DIRS`], without a shell, with a
+/// minimal environment. Only on the live host (a fixture's programs are not this machine's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemExecutor;
+
+impl Executor for SystemExecutor {
+    fn run(&self, host: &Host, cmd: &Command) -> Result<CommandOutput> {
+        if !host.is_live() {
+            return Err(Error::Unsupported(format!(
+                "Refusing to run `{cmd}` for a recorded host"
+            )));
+        }
+        let path = find_program(host, &cmd.program).ok_or_else(|| {
+            Error::Unsupported(format!("{} not found in {}", cmd.program, SBIN_DIRS.join(", ")))
+        })?;
+        let out = std::process::Command::new(host.path(&path))
+            .args(&cmd.args)
+            .env_clear()
+            .env("PATH", SBIN_DIRS.join(":"))
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(CommandOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// A handler that simulates a program in tests.
+pub type Handler = Box<dyn Fn(&Host, &Command) -> Result<CommandOutput> + Send + Sync>;
+
+/// Records commands instead of running them; handlers can simulate their effect (rewrite a
+/// fixture's sysfs file) or their failure.
+#[derive(Default)]
+pub struct RecordingExecutor {
+    calls: Mutex<Vec<Command>>,
+    handlers: Vec<(String, Handler)>,
+}
+
+impl std::fmt::Debug for RecordingExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingExecutor")
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl RecordingExecutor {
+    /// An executor where every program succeeds and does nothing.
+    pub fn new() -> RecordingExecutor {
+        RecordingExecutor::default()
+    }
+
+    /// Simulates `program` with `handler`.
+    pub fn on(
+        mut self,
+        program: &str,
+        handler: impl Fn(&Host, &Command) -> Result<CommandOutput> + Send + Sync + 'static,
+    ) -> RecordingExecutor {
+        self.handlers.push((program.to_string(), Box::new(handler)));
+        self
+    }
+
+    /// The commands run so far.
+    pub fn calls(&self) -> Vec<Command> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Executor for RecordingExecutor {
+    fn run(&self, host: &Host, cmd: &Command) -> Result<CommandOutput> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(cmd.clone());
+        match self.handlers.iter().find(|(p, _)| *p == cmd.program) {
+            Some((_, h)) => h(host, cmd),
+            None => Ok(CommandOutput::default()),
+        }
+    }
+}
+
+/// A file-system operation of [`Plan::apply`], for fault injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsOp {
+    /// Creating a temporary file.
+    Create,
+    /// Writing its content.
+    Write,
+    /// Setting its mode and owner.
+    Chmod,
+    /// fsync of the file.
+    Fsync,
+    /// Renaming it over the target.
+    Rename,
+    /// fsync of the folder.
+    FsyncDir,
+    /// Removing a file (rollback of a created file).
+    Remove,
+    /// Creating a missing folder.
+    Mkdir,
+}
+
+/// Called before every file-system operation of [`Plan::apply_with`]; an error makes the
+/// operation fail as if the system had refused it.
+pub trait FaultHook: Sync {
+    /// Checks one operation on `path` (the real path).
+    ///
+    /// # Errors
+    /// The injected failure.
+    fn check(&self, op: FsOp, path: &Path) -> io::Result<()>;
+}
+
+/// No faults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFaults;
+
+impl FaultHook for NoFaults {
+    fn check(&self, _: FsOp, _: &Path) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fails the `n`-th (0-based) operation; counts operations.
+#[derive(Debug, Default)]
+pub struct FailNth {
+    n: usize,
+    seen: AtomicUsize,
+}
+
+impl FailNth {
+    /// Fails operation number `n` (0-based).
+    pub fn new(n: usize) -> FailNth {
+        FailNth {
+            n,
+            seen: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many operations were checked.
+    pub fn seen(&self) -> usize {
+        self.seen.load(Ordering::SeqCst)
+    }
+}
+
+impl FaultHook for FailNth {
+    fn check(&self, op: FsOp, path: &Path) -> io::Result<()> {
+        if self.seen.fetch_add(1, Ordering::SeqCst) == self.n {
+            return Err(io::Error::other(format!(
+                "injected fault: {op:?} {}",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `abs` (a path as the host sees it) under `root`, component by component: a symlink
+/// on the way is followed as the host would (absolute targets start again at the root), one that
+/// leads out of the root is refused, and the last component must not be a symlink.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a relative path or `..` in `abs`; [`Error::Unsupported`] for a
+/// symlink that escapes the root, a symlink loop, or a symlink in the place of the file.
+pub fn resolve_under_root(root: &Path, abs: &str) -> Result<PathBuf> {
+    if !abs.starts_with('/') {
+        return Err(Error::InvalidInput(format!("Path {abs:?} is not absolute")));
+    }
+    let mut todo: Vec<String> = Vec::new();
+    for c in Path::new(abs).components().rev() {
+        match c {
+            Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
+            Component::RootDir => {}
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "Path {abs:?} must not contain . or .."
+                )))
+            }
+        }
+    }
+    let mut cur: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        let last = todo.is_empty();
+        let mut real = root.to_path_buf();
+        real.extend(&cur);
+        real.push(&c);
+        match fs::symlink_metadata(&real) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if last {
+                    return Err(Error::Unsupported(format!(
+                        "{abs} is a symlink: nestcore does not write through symlinks"
+                    )));
+                }
+                links += 1;
+                if links > 40 {
+                    return Err(Error::Unsupported(format!("Too many symlinks resolving {abs}")));
+                }
+                let target = fs::read_link(&real).map_err(|e| Error::io(&real, e))?;
+                if target.is_absolute() {
+                    cur.clear();
+                }
+                for tc in target.components().rev() {
+                    match tc {
+                        Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ if c == ".." => {
+                if cur.pop().is_none() {
+                    return Err(Error::Unsupported(format!(
+                        "{abs} leads out of the root through a symlink"
+                    )));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    let mut real = root.to_path_buf();
+    real.extend(&cur);
+    Ok(real)
+}
+
+static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The original metadata to restore (mode, owner).
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+fn meta_of(m: &fs::Metadata) -> Meta {
+    Meta {
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+    }
+}
+
+/// Writes `content` to `real` atomically with mode and owner from `like` (0644 when new).
+fn atomic_write(real: &Path, content: &[u8], like: Option<Meta>, hook: &dyn FaultHook) -> io::Result<()> {
+    let dir = real
+        .parent()
+        .ok_or_else(|| io::Error::other("no parent folder"))?;
+    let name = real
+        .file_name()
+        .ok_or_else(|| io::Error::other("no file name"))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(
+        ".{name}.nestcore-tmp.{}.{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    hook.check(FsOp::Create, &tmp)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    let res = (|| -> io::Result<()> {
+        hook.check(FsOp::Write, &tmp)?;
+        f.write_all(content)?;
+        hook.check(FsOp::Chmod, &tmp)?;
+        let m = like.unwrap_or(Meta {
+            mode: 0o644,
+            uid: u32::MAX,
+            gid: u32::MAX,
+        });
+        f.set_permissions(fs::Permissions::from_mode(m.mode))?;
+        let cur = f.metadata()?;
+        if like.is_some() && (cur.uid() != m.uid || cur.gid() != m.gid) {
+            std::os::unix::fs::fchown(&f, Some(m.uid), Some(m.gid))?;
+        }
+        hook.check(FsOp::Fsync, &tmp)?;
+        f.sync_all()?;
+        hook.check(FsOp::Rename, real)?;
+        fs::rename(&tmp, real)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    hook.check(FsOp::FsyncDir, dir)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Removes temporary files a killed apply left next to `real`.
+fn sweep_temps(real: &Path) {
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.nestcore-tmp.", name.to_string_lossy());
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// One file write that can be undone.
+struct Journal {
+    host_path: String,
+    real: PathBuf,
+    previous: Option<(Vec<u8>, Meta)>,
+    backup_created: Option<PathBuf>,
+}
+
+/// Makes the folders of `real` (below `root`) exist.
+fn ensure_dir(real: &Path, hook: &dyn FaultHook) -> io::Result<()> {
+    let Some(dir) = real.parent() else { return Ok(()) };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    hook.check(FsOp::Mkdir, dir)?;
+    fs::create_dir_all(dir)
+}
+
+impl Plan {
+    /// Whether the plan does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// A human-readable rendering: summary, actions with diffs, timeline, warnings, blockers.
+    pub fn render(&self) -> String {
+        let mut s = format!("{}\n", self.summary);
+        for (i, a) in self.actions.iter().enumerate() {
+            s.push_str(&format!("\n{}. {}\n", i + 1, a.describe()));
+            if let Action::WriteFile { diff, .. } = a {
+                s.push_str(diff);
+            }
+        }
+        if !self.timeline.is_empty() {
+            s.push_str("\nWhen:\n");
+            for (w, t) in &self.timeline {
+                let w = match w {
+                    When::Now => "now",
+                    When::AfterReload => "after the module reloads",
+                    When::AfterReboot => "after a reboot",
+                };
+                s.push_str(&format!("  {w}: {t}\n"));
+            }
+        }
+        for w in &self.warnings {
+            s.push_str(&format!("warning: {w}\n"));
+        }
+        for b in &self.blockers {
+            s.push_str(&format!("blocked: {b}\n"));
+        }
+        s
+    }
+
+    /// Applies the plan to `host`, running programs through `exec`.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] while the plan has blockers; [`Error::Apply`] when a step failed
+    /// (what was written is restored and listed); [`Error::Io`] / [`Error::Unsupported`] when a
+    /// target cannot be resolved safely before anything was written.
+    pub fn apply(&self, host: &Host, exec: &dyn Executor) -> Result<ApplyReport> {
+        self.apply_with(host, exec, &NoFaults)
+    }
+
+    /// [`Plan::apply`] with a hook called before every file-system operation (fault injection).
+    ///
+    /// # Errors
+    /// As [`Plan::apply`].
+    pub fn apply_with(&self, host: &Host, exec: &dyn Executor, hook: &dyn FaultHook) -> Result<ApplyReport> {
+        if !self.blockers.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "The plan is blocked: {}",
+                self.blockers.join("; ")
+            )));
+        }
+        let root = host.root().to_path_buf();
+        let mut report = ApplyReport::default();
+        // 1. Resolve and check every target before writing anything.
+        let mut todo = Vec::new();
+        for a in &self.actions {
+            let Action::WriteFile { path, old, new, .. } = a else {
+                continue;
+            };
+            let real = resolve_under_root(&root, path)?;
+            let backup = resolve_under_root(&root, &format!("{path}{BACKUP_SUFFIX}"))?;
+            let current = match fs::read(&real) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            if current.as_deref() == Some(new.as_bytes()) {
+                report.unchanged.push(path.clone());
+                continue;
+            }
+            if current.as_deref() != old.as_ref().map(|o| o.as_bytes()) {
+                return Err(Error::InvalidInput(format!(
+                    "{path} changed since the plan was made: plan again"
+                )));
+            }
+            todo.push((path.clone(), real, backup, new.clone()));
+        }
+        // 2. Write, journaling what to undo.
+        let mut journal: Vec<Journal> = Vec::new();
+        for (path, real, backup, new) in &todo {
+            if let Err(e) = write_one(path, real, backup, new, hook, &mut journal, &root) {
+                let rolled = rollback(&mut journal, hook);
+                return Err(Error::Apply {
+                    step: format!("writing {path}"),
+                    rolled_back: rolled,
+                    source: Box::new(e),
+                });
+            }
+            let j = journal.last();
+            report.written.push(Written {
+                path: path.clone(),
+                backup: j
+                    .and_then(|j| j.previous.as_ref())
+                    .map(|_| format!("{path}{BACKUP_SUFFIX}")),
+                created: j.is_some_and(|j| j.previous.is_none()),
+            });
+        }
+        // 3. Programs: boot configuration and initramfs first, the runtime reload last.
+        let mut runs: Vec<&Action> = self
+            .actions
+            .iter()
+            .filter(|a| !matches!(a, Action::WriteFile { .. }))
+            .collect();
+        runs.sort_by_key(|a| matches!(a, Action::ReloadModule { .. }));
+        for a in runs {
+            if let Err(e) = run_action(a, host, exec, &mut report) {
+                let rolled = rollback(&mut journal, hook);
+                return Err(Error::Apply {
+                    step: a.describe(),
+                    rolled_back: rolled,
+                    source: Box::new(e),
+                });
+            }
+        }
+        // 4. Verify.
+        if let Some(v) = &self.verify {
+            let got = host
+                .read_trimmed(&v.path)
+                .ok()
+                .and_then(|s| crate::modprobe::parse_bool(&s));
+            report.verified = Some(got == Some(v.want));
+            if got != Some(v.want) {
+                let rolled = rollback(&mut journal, hook);
+                return Err(Error::Apply {
+                    step: format!("verifying {}", v.path),
+                    rolled_back: rolled,
+                    source: Box::new(Error::Unsupported(format!(
+                        "{} reads {:?} after the reload, wanted {}",
+                        v.path,
+                        got,
+                        if v.want { "Y/1" } else { "N/0" }
+                    ))),
+                });
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn write_one(
+    path: &str,
+    real: &Path,
+    backup: &Path,
+    new: &str,
+    hook: &dyn FaultHook,
+    journal: &mut Vec<Journal>,
+    root: &Path,
+) -> Result<()> {
+    let _ = root;
+    sweep_temps(real);
+    let previous = match fs::symlink_metadata(real) {
+        Ok(m) if m.is_file() => Some((fs::read(real).map_err(|e| Error::io(path, e))?, meta_of(&m))),
+        Ok(_) => return Err(Error::Unsupported(format!("{path} is not a regular file"))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut entry = Journal {
+        host_path: path.to_string(),
+        real: real.to_path_buf(),
+        previous,
+        backup_created: None,
+    };
+    if let Some((bytes, meta)) = &entry.previous {
+        match fs::symlink_metadata(backup) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Err(e) = atomic_write(backup, bytes, Some(*meta), hook) {
+                    // It did not exist before: a backup renamed into place whose folder sync
+                    // then failed must not stay behind.
+                    let _ = fs::remove_file(backup);
+                    return Err(Error::io(backup, e));
+                }
+                entry.backup_created = Some(backup.to_path_buf());
+            }
+            Ok(m) if m.is_file() => {} // keep the first original
+            Ok(_) => {
+                return Err(Error::Unsupported(format!(
+                    "{path}{BACKUP_SUFFIX} exists and is not a regular file"
+                )))
+            }
+            Err(e) => return Err(Error::io(backup, e)),
+        }
+    } else {
+        ensure_dir(real, hook).map_err(|e| Error::io(path, e))?;
+    }
+    let meta = entry.previous.as_ref().map(|p| p.1);
+    // Journal before the rename: a failure after it (fsync of the folder) still needs undoing.
+    journal.push(entry);
+    atomic_write(real, new.as_bytes(), meta, hook).map_err(|e| Error::io(path, e))
+}
+
+/// Restores journaled files in reverse order; returns the host paths restored (a restore that
+/// itself failed is listed with the reason).
+fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(j) = journal.pop() {
+        let res = match &j.previous {
+            Some((bytes, meta)) => {
+                if fs::read(&j.real).ok().as_deref() == Some(bytes.as_slice()) {
+                    Ok(())
+                } else {
+                    atomic_write(&j.real, bytes, Some(*meta), hook)
+                }
+            }
+            None => match fs::remove_file(&j.real) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            },
+        };
+        if let Some(b) = &j.backup_created {
+            let _ = fs::remove_file(b);
+        }
+        match res {
+            Ok(()) => out.push(j.host_path),
+            Err(e) => out.push(format!("{} (restore failed: {e})", j.host_path)),
+        }
+    }
+    out
+}
+
+fn run_action(a: &Action, host: &Host, exec: &dyn Executor, report: &mut ApplyReport) -> Result<()> {
+    let cmds = a.commands();
+    for (i, c) in cmds.iter().enumerate() {
+        let out = exec.run(host, c)?;
+        report.commands.push(CommandRun {
+            command: c.clone(),
+            status: out.status,
+        });
+        if out.status != 0 {
+            // A reload that unloaded the module but could not load it again: load it back
+            // with its previous value so the host keeps KVM.
+            if let Action::ReloadModule {
+                module,
+                previous: Some(prev),
+                loaded: true,
+                ..
+            } = a
+            {
+                if i > 0 {
+                    let back = Command::new("modprobe", &[module, &format!("nested={prev}")]);
+                    if let Ok(o) = exec.run(host, &back) {
+                        report.commands.push(CommandRun {
+                            command: back,
+                            status: o.status,
+                        });
+                    }
+                }
+            }
+            return Err(Error::CommandFailed {
+                command: c.to_string(),
+                status: out.status,
+                stderr: out.stderr.trim().chars().take(500).collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes `new` to the file at `path` the way [`Plan::apply`] does (temporary file, fsync,
+/// rename, folder fsync; mode and owner kept; the original saved once as
+/// `<path>.nestcore-bak`), for `nestcore kargs --in-place`. Returns the backup path, or `None`
+/// when the file already held `new`.
+///
+/// # Errors
+/// [`Error::Unsupported`] when `path` is a symlink or not a regular file; [`Error::Io`] when
+/// reading or writing fails (the file is then unchanged).
+pub fn write_in_place(path: &Path, new: &str) -> Result<Option<PathBuf>> {
+    let m = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    if !m.is_file() {
+        return Err(Error::Unsupported(format!(
+            "{} is not a regular file (nestcore does not write through symlinks)",
+            path.display()
+        )));
+    }
+    let old = fs::read(path).map_err(|e| Error::io(path, e))?;
+    if old == new.as_bytes() {
+        return Ok(None);
+    }
+    let mut backup = path.as_os_str().to_owned();
+    backup.push(BACKUP_SUFFIX);
+    let backup = PathBuf::from(backup);
+    match fs::symlink_metadata(&backup) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            atomic_write(&backup, &old, Some(meta_of(&m)), &NoFaults).map_err(|e| Error::io(&backup, e))?
+        }
+        Ok(b) if b.is_file() => {}
+        Ok(_) => {
+            return Err(Error::Unsupported(format!(
+                "{} is not a regular file",
+                backup.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(&backup, e)),
+    }
+    atomic_write(path, new.as_bytes(), Some(meta_of(&m)), &NoFaults).map_err(|e| Error::io(path, e))?;
+    Ok(Some(backup))
+}
+
+/// A unified diff (3 lines of context) from `old` to `new`, labelled with `path`.
+pub fn unified_diff(path: &str, old: Option<&str>, new: &str) -> String {
+    let a: Vec<&str> = old.map(|o| o.split_inclusive('\n').collect()).unwrap_or_default();
+    let b: Vec<&str> = new.split_inclusive('\n').collect();
+    // Longest common subsequence table (files here are small; beyond that, replace whole).
+    let (n, m) = (a.len(), b.len());
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    if n.saturating_mul(m) <= 4_000_000 {
+        let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+        for i in (0..n).rev() {
+            for j in (0..m).rev() {
+                lcs[i][j] = if a[i] == b[j] {
+                    lcs[i + 1][j + 1] + 1
+                } else {
+                    lcs[i + 1][j].max(lcs[i][j + 1])
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < n || j < m {
+            if i < n && j < m && a[i] == b[j] {
+                ops.push((' ', a[i]));
+                i += 1;
+                j += 1;
+            } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+                ops.push(('-', a[i]));
+                i += 1;
+            } else {
+                ops.push(('+', b[j]));
+                j += 1;
+            }
+        }
+    } else {
+        ops.extend(a.iter().map(|l| ('-', *l)));
+        ops.extend(b.iter().map(|l| ('+', *l)));
+    }
+    if ops.iter().all(|(c, _)| *c == ' ') {
+        return String::new();
+    }
+    let mut out = format!(
+        "--- {}\n+++ {path}\n",
+        if old.is_some() { path } else { "/dev/null" }
+    );
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, _))| *c != ' ')
+        .map(|(i, _)| i)
+        .collect();
+    let mut k = 0;
+    while k < changed.len() {
+        let start = changed[k].saturating_sub(3);
+        let mut end = changed[k];
+        while k < changed.len() && changed[k] <= end + 6 {
+            end = changed[k];
+            k += 1;
+        }
+        let end = (end + 4).min(ops.len());
+        let (mut oa, mut ob) = (1, 1);
+        for (c, _) in &ops[..start] {
+            if *c != '+' {
+                oa += 1;
+            }
+            if *c != '-' {
+                ob += 1;
+            }
+        }
+        let la = ops[start..end].iter().filter(|(c, _)| *c != '+').count();
+        let lb = ops[start..end].iter().filter(|(c, _)| *c != '-').count();
+        out.push_str(&format!(
+            "@@ -{},{la} +{},{lb} @@\n",
+            if la == 0 { oa - 1 } else { oa },
+            if lb == 0 { ob - 1 } else { ob }
+        ));
+        for (c, l) in &ops[start..end] {
+            out.push(*c);
+            out.push_str(l);
+            if !l.ends_with('\n') {
+                out.push_str("\n\\ No newline at end of file\n");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_shapes() {
+        assert_eq!(unified_diff("/f", Some("a\n"), "a\n"), "");
+        assert_eq!(
+            unified_diff("/f", None, "x\n"),
+            "--- /dev/null\n+++ /f\n@@ -0,0 +1,1 @@\n+x\n"
+        );
+        let d = unified_diff(
+            "/f",
+            Some("1\n2\n3\n4\n5\n6\n7\n8\n9\n"),
+            "1\n2\n3\n4\nfive\n6\n7\n8\n9\n",
+        );
+        assert_eq!(
+            d,
+            "--- /f\n+++ /f\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+five\n 6\n 7\n 8\n"
+        );
+    }
+
+    #[test]
+    fn resolves_symlinks_inside_root_only() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("usr/lib/modprobe.d")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", r.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib", r.join("lib2")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../etc", r.join("usr/evil")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", r.join("usr/lib/modprobe.d/x.conf")).unwrap();
+        assert_eq!(
+            resolve_under_root(r, "/lib/modprobe.d/a.conf").unwrap(),
+            r.join("usr/lib/modprobe.d/a.conf")
+        );
+        assert_eq!(
+            resolve_under_root(r, "/lib2/modprobe.d/a.conf").unwrap(),
+            r.join("usr/lib/modprobe.d/a.conf")
+        );
+        assert!(resolve_under_root(r, "/usr/evil/shadow").is_err());
+        assert!(resolve_under_root(r, "/lib/modprobe.d/x.conf").is_err());
+        assert!(resolve_under_root(r, "/a/../b").is_err());
+        assert!(resolve_under_root(r, "rel").is_err());
+    }
+
+    fn write_plan(path: &str, old: Option<&str>, new: &str) -> Action {
+        Action::WriteFile {
+            path: path.into(),
+            old: old.map(str::to_string),
+            new: new.into(),
+            diff: unified_diff(path, old, new),
+            reason: "test".into(),
+            when: When::AfterReload,
+        }
+    }
+
+    #[test]
+    fn apply_writes_backs_up_and_is_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        fs::write(d.path().join("etc/a"), "old\n").unwrap();
+        fs::set_permissions(d.path().join("etc/a"), fs::Permissions::from_mode(0o640)).unwrap();
+        let host = Host::from_root(d.path()).unwrap();
+        let plan = Plan {
+            actions: vec![
+                write_plan("/etc/a", Some("old\n"), "new\n"),
+                write_plan("/etc/new.d/b", None, "b\n"),
+            ],
+            ..Plan::default()
+        };
+        let exec = RecordingExecutor::new();
+        let r = plan.apply(&host, &exec).unwrap();
+        assert_eq!(r.written.len(), 2);
+        assert_eq!(fs::read_to_string(d.path().join("etc/a")).unwrap(), "new\n");
+        assert_eq!(
+            fs::read_to_string(d.path().join("etc/a.nestcore-bak")).unwrap(),
+            "old\n"
+        );
+        assert_eq!(
+            fs::metadata(d.path().join("etc/a")).unwrap().mode() & 0o777,
+            0o640
+        );
+        let again = plan.apply(&host, &exec).unwrap();
+        assert!(again.is_noop());
+        assert_eq!(again.unchanged.len(), 2);
+    }
+
+    #[test]
+    fn stale_plan_and_symlink_refused() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        fs::write(d.path().join("etc/a"), "changed\n").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/l")).unwrap();
+        let host = Host::from_root(d.path()).unwrap();
+        let exec = RecordingExecutor::new();
+        let p = Plan {
+            actions: vec![write_plan("/etc/a", Some("old\n"), "new\n")],
+            ..Plan::default()
+        };
+        assert!(p.apply(&host, &exec).is_err());
+        let p = Plan {
+            actions: vec![write_plan("/etc/l", None, "x\n")],
+            ..Plan::default()
+        };
+        assert_eq!(
+            p.apply(&host, &exec).unwrap_err().kind(),
+            crate::ErrorKind::Unsupported
+        );
+        let p = Plan {
+            blockers: vec!["no".into()],
+            ..Plan::default()
+        };
+        assert!(p.apply(&host, &exec).is_err());
+    }
+
+    #[test]
+    fn every_fault_leaves_old_or_new() {
+        for n in 0.. {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir_all(d.path().join("etc")).unwrap();
+            fs::write(d.path().join("etc/a"), "old a\n").unwrap();
+            fs::write(d.path().join("etc/b"), "old b\n").unwrap();
+            let host = Host::from_root(d.path()).unwrap();
+            let plan = Plan {
+                actions: vec![
+                    write_plan("/etc/a", Some("old a\n"), "new a\n"),
+                    write_plan("/etc/b", Some("old b\n"), "new b\n"),
+                    write_plan("/etc/c", None, "new c\n"),
+                ],
+                ..Plan::default()
+            };
+            let hook = FailNth::new(n);
+            let res = plan.apply_with(&host, &RecordingExecutor::new(), &hook);
+            let read = |f: &str| fs::read_to_string(d.path().join(f)).ok();
+            match res {
+                Ok(_) => {
+                    assert!(n >= hook.seen(), "fault {n} was not reported");
+                    assert_eq!(read("etc/a").as_deref(), Some("new a\n"));
+                    break;
+                }
+                Err(Error::Apply { rolled_back, .. }) => {
+                    assert_eq!(read("etc/a").as_deref(), Some("old a\n"), "fault {n}");
+                    assert_eq!(read("etc/b").as_deref(), Some("old b\n"), "fault {n}");
+                    assert_eq!(read("etc/c"), None, "fault {n}");
+                    assert!(
+                        !rolled_back.iter().any(|r| r.contains("restore failed")),
+                        "{rolled_back:?}"
+                    );
+                    let names: Vec<_> = fs::read_dir(d.path().join("etc"))
+                        .unwrap()
+                        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect();
+                    assert!(names.iter().all(|x| !x.contains("nestcore-tmp")), "{names:?}");
+                }
+                Err(e) => panic!("fault {n}: unexpected {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_with_backup() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("grub.conf");
+        fs::write(&f, "a\n").unwrap();
+        let b = write_in_place(&f, "b\n").unwrap().unwrap();
+        assert_eq!(fs::read_to_string(&b).unwrap(), "a\n");
+        assert_eq!(fs::read_to_string(&f).unwrap(), "b\n");
+        assert_eq!(write_in_place(&f, "b\n").unwrap(), None);
+        write_in_place(&f, "c\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&b).unwrap(),
+            "a\n",
+            "the first original is kept"
+        );
+        let l = d.path().join("link");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        assert!(write_in_place(&l, "x").is_err());
+    }
+}

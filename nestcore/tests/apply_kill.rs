@@ -1,0 +1,132 @@
+//! kill -9 during `Plan::apply`: the test binary re-executes itself as a child that applies a
+//! four-file plan to a copy of the fedora-bls fixture, and the parent kills it at random
+//! moments (at least 200 times, at most about a minute). Every target file must afterwards hold
+//! exactly its old or its new content.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nestcore::nested::{self, Persist, Want};
+use nestcore::plan::{Action, RecordingExecutor};
+use nestcore::Host;
+
+const CHILD_ENV: &str = "NESTCORE_KILL_CHILD_ROOT";
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        let dst = to.join(e.file_name());
+        if t.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
+        } else if t.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+fn plan_for(root: &Path) -> nestcore::plan::Plan {
+    let host = Host::from_root(root).unwrap();
+    nested::plan(&host, Want::On, Persist::from_names(&["cmdline"]).unwrap()).unwrap()
+}
+
+/// The child: apply and exit. Does nothing in a normal test run.
+#[test]
+fn child_apply() {
+    let Some(root) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let root = PathBuf::from(root);
+    let plan = plan_for(&root);
+    let host = Host::from_root(&root).unwrap();
+    plan.apply(&host, &RecordingExecutor::new()).unwrap();
+}
+
+/// A cheap xorshift: no extra dependency for random delays.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn kill_during_apply_never_leaves_a_partial_file() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/enable/fedora-bls/root");
+    let exe = std::env::current_exe().unwrap();
+    // Old and new content of every target, from a reference plan.
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = tmp.path().join("reference");
+    copy_tree(&src, &reference);
+    let mut targets: BTreeMap<String, (Option<String>, String)> = BTreeMap::new();
+    for a in plan_for(&reference).actions {
+        if let Action::WriteFile { path, old, new, .. } = a {
+            targets.insert(path, (old, new));
+        }
+    }
+    assert!(targets.len() >= 4);
+    let spawn = |root: &Path| {
+        std::process::Command::new(&exe)
+            .args(["--exact", "child_apply", "--test-threads=1", "-q"])
+            .env(CHILD_ENV, root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // How long a whole child run takes, to spread the kills over it.
+    let t0 = Instant::now();
+    let full = tmp.path().join("full");
+    copy_tree(&src, &full);
+    assert!(spawn(&full).wait().unwrap().success());
+    let span = t0.elapsed().as_micros().max(1000) as u64;
+    for (p, (_, new)) in &targets {
+        assert_eq!(
+            &fs::read_to_string(full.join(p.trim_start_matches('/'))).unwrap(),
+            new
+        );
+    }
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    let start = Instant::now();
+    let (mut runs, mut killed_mid, mut finished) = (0, 0, 0);
+    while runs < 200 {
+        if start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        let root = tmp.path().join(format!("run{runs}"));
+        copy_tree(&src, &root);
+        let mut child = spawn(&root);
+        std::thread::sleep(Duration::from_micros(next(&mut seed) % (span + span / 5)));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        }
+        let mut news = 0;
+        for (p, (old, new)) in &targets {
+            let got = fs::read_to_string(root.join(p.trim_start_matches('/'))).ok();
+            assert!(
+                got.as_deref() == old.as_deref() || got.as_deref() == Some(new.as_str()),
+                "run {runs}: {p} is neither old nor new: {got:?}"
+            );
+            news += usize::from(got.as_deref() == Some(new.as_str()));
+        }
+        if news > 0 && news < targets.len() {
+            killed_mid += 1;
+        }
+        let _ = fs::remove_dir_all(&root);
+        runs += 1;
+    }
+    println!("{runs} kills: {finished} finished first, {killed_mid} stopped between files; no partial file");
+    assert!(runs >= 200, "only {runs} runs in the time bound");
+}

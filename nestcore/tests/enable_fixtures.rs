@@ -1,0 +1,275 @@
+//! Fixture hosts for `nestcore::nested::plan` and `Plan::apply`.
+//!
+//! Each tests/fixtures/enable/<name>/ holds `root/` (a host laid out like `/`), `case.txt`
+//! (want, persist, executor, neutralise) and the goldens: `plan.txt` (the rendered plan, or
+//! the error), `commands.txt` (programs run) and `expected/` (the root after apply).
+//! The plan is applied to a temporary copy; planning again must give an empty plan and applying
+//! the same plan again must write nothing. `NESTCORE_BLESS=1` rewrites the goldens.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nestcore::nested::{self, Options, Persist, Want};
+use nestcore::plan::{CommandOutput, RecordingExecutor};
+use nestcore::Host;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/enable")
+}
+
+fn bless() -> bool {
+    std::env::var_os("NESTCORE_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Copies a tree, keeping symlinks as symlinks.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        let dst = to.join(e.file_name());
+        if t.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
+        } else if t.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// path -> content ("-> target" for symlinks).
+fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if t.is_symlink() {
+                out.insert(rel, format!("-> {}", fs::read_link(e.path()).unwrap().display()));
+            } else if t.is_dir() {
+                walk(root, &e.path(), out);
+            } else {
+                out.insert(
+                    rel,
+                    String::from_utf8_lossy(&fs::read(e.path()).unwrap()).into_owned(),
+                );
+            }
+        }
+    }
+    let mut m = BTreeMap::new();
+    walk(root, root, &mut m);
+    m
+}
+
+fn diff_trees(want: &BTreeMap<String, String>, got: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in want {
+        match got.get(k) {
+            None => out.push(format!("missing {k}")),
+            Some(g) if g != v => out.push(format!("{k} differs:\n--- want\n{v}\n--- got\n{g}")),
+            _ => {}
+        }
+    }
+    for k in got.keys() {
+        if !want.contains_key(k) {
+            out.push(format!("unexpected {k}"));
+        }
+    }
+    out
+}
+
+fn golden(path: &Path, got: &str, failures: &mut Vec<String>) {
+    if bless() {
+        fs::write(path, got).unwrap();
+        return;
+    }
+    match fs::read_to_string(path) {
+        Ok(want) if want == got => {}
+        Ok(want) => failures.push(format!(
+            "{} differs:\n--- want\n{want}\n--- got\n{got}",
+            path.display()
+        )),
+        Err(_) => failures.push(format!(
+            "{} missing (NESTCORE_BLESS=1 writes it); got:\n{got}",
+            path.display()
+        )),
+    }
+}
+
+/// A fake executor: `modprobe M nested=V` rewrites the fixture's sysfs value (Y/N for
+/// kvm_intel's bool, 1/0 for kvm_amd's int) when `reload-ok`.
+fn executor(kind: &str) -> RecordingExecutor {
+    let works = kind == "reload-ok";
+    RecordingExecutor::new().on("modprobe", move |host, cmd| {
+        if works && cmd.args.len() == 2 && !cmd.args[0].starts_with('-') {
+            if let Some(v) = cmd.args[1].strip_prefix("nested=") {
+                let m = &cmd.args[0];
+                let on = v == "1";
+                let text = match (m.as_str(), on) {
+                    ("kvm_intel", true) => "Y\n",
+                    ("kvm_intel", false) => "N\n",
+                    (_, true) => "1\n",
+                    (_, false) => "0\n",
+                };
+                fs::write(host.path(&format!("/sys/module/{m}/parameters/nested")), text).unwrap();
+            }
+        }
+        Ok(CommandOutput::default())
+    })
+}
+
+fn run_case(dir: &Path, failures: &mut Vec<String>) {
+    let case = fs::read_to_string(dir.join("case.txt")).unwrap();
+    let kv: BTreeMap<&str, &str> = case.lines().filter_map(|l| l.split_once('=')).collect();
+    let want = if kv["want"] == "on" { Want::On } else { Want::Off };
+    let persist = Persist::from_names(&[kv["persist"]]).unwrap();
+    let opts = Options {
+        neutralise_conflicts: kv.get("neutralise") == Some(&"1"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    copy_tree(&dir.join("root"), &root);
+    let before = snapshot(&root);
+    let host = Host::from_root(&root).unwrap();
+    let exec = executor(kv.get("executor").copied().unwrap_or("none"));
+
+    let plan = match nested::plan_with(&host, want, persist, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            golden(
+                &dir.join("plan.txt"),
+                &format!("error ({:?}): {e}\n", e.kind()),
+                failures,
+            );
+            assert_eq!(snapshot(&root), before);
+            return;
+        }
+    };
+    let mut rendered = plan.render();
+    let applied = plan.apply(&host, &exec);
+    match &applied {
+        Ok(r) => rendered.push_str(&format!(
+            "\napplied: {} written, {} unchanged\n",
+            r.written.len(),
+            r.unchanged.len()
+        )),
+        Err(e) => rendered.push_str(&format!("\napply error ({:?}): {e}\n", e.kind())),
+    }
+    golden(&dir.join("plan.txt"), &rendered, failures);
+    let cmds: String = exec.calls().iter().map(|c| format!("{c}\n")).collect();
+    golden(&dir.join("commands.txt"), &cmds, failures);
+
+    let after = snapshot(&root);
+    let expected_dir = dir.join("expected");
+    if applied.is_err() {
+        // Nothing may have changed but the fake sysfs.
+        let strip = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with("sys/"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let d = diff_trees(&strip(&before), &strip(&after));
+        if !d.is_empty() {
+            failures.push(format!(
+                "{}: failed apply changed files:\n{}",
+                dir.display(),
+                d.join("\n")
+            ));
+        }
+        return;
+    }
+    if bless() {
+        let _ = fs::remove_dir_all(&expected_dir);
+        copy_tree(&root, &expected_dir);
+    } else {
+        let d = diff_trees(&snapshot(&expected_dir), &after);
+        if !d.is_empty() {
+            failures.push(format!("{}: tree after apply:\n{}", dir.display(), d.join("\n")));
+        }
+    }
+    // Idempotence: the same plan again writes nothing; a new plan is empty.
+    let again = plan.apply(&host, &exec).unwrap();
+    if !again.written.is_empty() {
+        failures.push(format!(
+            "{}: second apply wrote {:?}",
+            dir.display(),
+            again.written
+        ));
+    }
+    if plan.blockers.is_empty() {
+        let replan = nested::plan_with(&host, want, persist, opts).unwrap();
+        if !replan.is_empty() {
+            failures.push(format!(
+                "{}: plan after apply is not empty:\n{}",
+                dir.display(),
+                replan.render()
+            ));
+        }
+    }
+    assert_eq!(snapshot(&root).len(), after.len());
+}
+
+#[test]
+fn enable_fixtures() {
+    let mut names: Vec<PathBuf> = fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("case.txt").is_file())
+        .collect();
+    names.sort();
+    let mut failures = Vec::new();
+    for dir in &names {
+        run_case(dir, &mut failures);
+    }
+    println!("{} enable fixtures", names.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Runs a multi-file plan (fedora-bls: four files) with the N-th file-system operation failing,
+/// for every N: each file is either entirely old or entirely new (never partial), a failure
+/// restores every file and says which, and no temporary file is left behind.
+#[test]
+fn fault_at_every_operation_leaves_old_or_new() {
+    use nestcore::plan::FailNth;
+    let src = fixtures().join("fedora-bls/root");
+    let mut n = 0;
+    loop {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        copy_tree(&src, &root);
+        let before = snapshot(&root);
+        let host = Host::from_root(&root).unwrap();
+        let plan = nested::plan(&host, Want::On, Persist::from_names(&["cmdline"]).unwrap()).unwrap();
+        let targets = plan.actions.len();
+        assert!(targets >= 4);
+        let hook = FailNth::new(n);
+        let res = plan.apply_with(&host, &RecordingExecutor::new(), &hook);
+        let after = snapshot(&root);
+        assert!(
+            after.keys().all(|k| !k.contains("nestcore-tmp")),
+            "fault {n}: temporary file left"
+        );
+        match res {
+            Ok(_) => {
+                assert!(hook.seen() <= n, "fault {n} swallowed");
+                println!("{n} fault points checked over {targets} files");
+                return;
+            }
+            Err(nestcore::Error::Apply { rolled_back, .. }) => {
+                assert_eq!(after, before, "fault {n}: files not restored");
+                assert!(
+                    rolled_back.iter().all(|r| !r.contains("failed")),
+                    "{rolled_back:?}"
+                );
+            }
+            Err(e) => panic!("fault {n}: {e}"),
+        }
+        n += 1;
+        assert!(n < 1000);
+    }
+}
