@@ -772,13 +772,29 @@ pub fn enable_cli(
     json: bool,
     exec: &dyn Executor,
 ) -> Result<(String, i32)> {
+    enable_cli_with(host, off, persist, apply, json, Options::default(), exec)
+}
+
+/// [`enable_cli`] with [`Options`] (`--neutralise-conflicts`).
+///
+/// # Errors
+/// As [`enable_cli`].
+pub fn enable_cli_with(
+    host: &Host,
+    off: bool,
+    persist: &[&str],
+    apply: bool,
+    json: bool,
+    opts: Options,
+    exec: &dyn Executor,
+) -> Result<(String, i32)> {
     let want = if off { Want::Off } else { Want::On };
     let persist = if persist.is_empty() {
         Persist::from_names(&["modprobe"])?
     } else {
         Persist::from_names(persist)?
     };
-    let plan = plan(host, want, persist)?;
+    let plan = plan_with(host, want, persist, opts)?;
     let blocked = !plan.blockers.is_empty();
     let report = if apply && !blocked && !plan.is_empty() {
         Some(plan.apply(host, exec)?)
@@ -810,6 +826,11 @@ pub fn enable_cli(
                 }
                 for c in &r.commands {
                     s.push_str(&format!("  ran `{}` (exit {})\n", c.command, c.status));
+                }
+                for c in &r.deferred {
+                    s.push_str(&format!(
+                        "  not run (a recorded root): `{c}`: run it in that system\n"
+                    ));
                 }
                 if r.verified == Some(true) {
                     s.push_str("  verified: the module parameter reads as wanted\n");

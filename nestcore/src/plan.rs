@@ -212,6 +212,8 @@ pub struct ApplyReport {
     pub unchanged: Vec<String>,
     /// Programs run.
     pub commands: Vec<CommandRun>,
+    /// Commands not run because the executor defers them ([`DeferringExecutor`]), in order.
+    pub deferred: Vec<Command>,
     /// Files restored after a failure (empty on success).
     pub rolled_back: Vec<String>,
     /// The result of [`Plan::verify`], when there was one.
@@ -243,6 +245,29 @@ pub trait Executor {
     /// # Errors
     /// When the program cannot be found or started. A non-zero exit is an `Ok` output.
     fn run(&self, host: &Host, cmd: &Command) -> Result<CommandOutput>;
+
+    /// True for an executor that runs nothing and leaves the commands to the operator (see
+    /// [`DeferringExecutor`]): apply then records them in [`ApplyReport::deferred`].
+    fn defers(&self) -> bool {
+        false
+    }
+}
+
+/// Runs nothing: for a recorded root, where running `update-grub` or `modprobe` would act on the
+/// machine nestcore runs on instead of the root. Files are still written inside the root; the
+/// commands are listed in [`ApplyReport::deferred`] for the operator to run there (in a chroot,
+/// or on the real host).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DeferringExecutor;
+
+impl Executor for DeferringExecutor {
+    fn run(&self, _host: &Host, cmd: &Command) -> Result<CommandOutput> {
+        Err(Error::Unsupported(format!("{cmd} was deferred, not run")))
+    }
+
+    fn defers(&self) -> bool {
+        true
+    }
 }
 
 /// The folders (under the host root) searched for programs, in order.
@@ -713,8 +738,8 @@ impl Plan {
                 });
             }
         }
-        // 4. Verify.
-        if let Some(v) = &self.verify {
+        // 4. Verify (nothing to verify when the reload was deferred).
+        if let (Some(v), false) = (&self.verify, exec.defers()) {
             let got = host
                 .read_trimmed(&v.path)
                 .ok()
@@ -820,6 +845,10 @@ fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
 
 fn run_action(a: &Action, host: &Host, exec: &dyn Executor, report: &mut ApplyReport) -> Result<()> {
     let cmds = a.commands();
+    if exec.defers() {
+        report.deferred.extend(cmds.iter().cloned());
+        return Ok(());
+    }
     for (i, c) in cmds.iter().enumerate() {
         let out = exec.run(host, c)?;
         report.commands.push(CommandRun {

@@ -61,7 +61,7 @@ fn kill_during_apply_never_leaves_a_partial_file() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/enable/fedora-bls/root");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/enable/fedora-bls/root");
     let exe = std::env::current_exe().unwrap();
     // Old and new content of every target, from a reference plan.
     let tmp = tempfile::tempdir().unwrap();

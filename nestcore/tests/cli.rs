@@ -157,3 +157,125 @@ fn ensure_nested_keeps_everything_else() {
         "the input file is never written"
     );
 }
+
+fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn enable_prints_then_applies_to_a_copy_then_does_nothing() {
+    let src = common::workspace().join("tests/fixtures/enable/debian-grub2/root");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    copy_tree(&src, &root);
+    let r = root.to_str().unwrap();
+    let before = std::fs::read_to_string(root.join("etc/default/grub")).unwrap();
+    let plan = nestcore(&["enable", "--root", r, "--persist", "modprobe,cmdline"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(1),
+        "a plan not applied is not yet as wanted"
+    );
+    let text = String::from_utf8(plan.stdout).unwrap();
+    assert!(
+        text.contains("+++ /etc/default/grub") && text.contains("nested=1"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/default/grub")).unwrap(),
+        before,
+        "printing changes nothing"
+    );
+    let applied = nestcore(&[
+        "enable",
+        "--root",
+        r,
+        "--persist",
+        "modprobe,cmdline",
+        "--apply",
+        "--json",
+    ]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert!(!v["report"]["written"].as_array().unwrap().is_empty());
+    // Programs would act on this machine, not the root: listed, not run.
+    let deferred = v["report"]["deferred"].as_array().unwrap();
+    assert!(
+        deferred.iter().any(|c| c["program"] == "update-grub"),
+        "{deferred:?}"
+    );
+    assert!(v["report"]["commands"].as_array().unwrap().is_empty());
+    assert!(std::fs::read_to_string(root.join("etc/default/grub"))
+        .unwrap()
+        .contains("nested=1"));
+    let again = nestcore(&[
+        "enable",
+        "--root",
+        r,
+        "--persist",
+        "modprobe,cmdline",
+        "--apply",
+        "--json",
+    ]);
+    assert_eq!(again.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(v["report"].is_null(), "the second apply has nothing to do: {v}");
+}
+
+#[test]
+fn kargs_edits_like_grubby() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("grub.conf");
+    let text = "default=0\ntimeout=5\ntitle CentOS\n\troot (hd0,0)\n\tkernel /vmlinuz-2.6.32 ro root=/dev/sda1 kvm-intel.nested=0 quiet\n\tinitrd /initramfs-2.6.32.img\n";
+    std::fs::write(&cfg, text).unwrap();
+    let c = cfg.to_str().unwrap();
+    let out = nestcore(&[
+        "kargs",
+        "--config",
+        c,
+        "--loader",
+        "grub",
+        "--update-kernel",
+        "ALL",
+        "--args",
+        "kvm-intel.nested=1",
+    ]);
+    let got = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        got,
+        text.replace("kvm-intel.nested=0", "kvm-intel.nested=1"),
+        "replaced in place"
+    );
+    let out = nestcore(&[
+        "kargs",
+        "--config",
+        c,
+        "--loader",
+        "grub",
+        "--remove-args",
+        "quiet",
+        "--in-place",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!std::fs::read_to_string(&cfg).unwrap().contains("quiet"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("grub.conf.nestcore-bak")).unwrap(),
+        text
+    );
+    let out = nestcore(&["kargs", "--config", c, "--loader", "lilo"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -16,7 +16,7 @@ use nestcore::plan::{CommandOutput, RecordingExecutor};
 use nestcore::Host;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/enable")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/enable")
 }
 
 fn bless() -> bool {

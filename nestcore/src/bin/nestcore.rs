@@ -46,6 +46,56 @@ enum Command {
     },
     /// Print this CPU's CPUID leaves as nestcore JSON (usable with `check --cpuid`).
     Cpuid,
+    /// Plan turning nested virtualization on (or off) and, with --apply, carry the plan out.
+    ///
+    /// Prints the plan (every file diff, module reload and command) and changes nothing unless
+    /// --apply is given. Exit status: 0 when the host is (or ends) as wanted, 1 when not, 2 on
+    /// an error.
+    Enable {
+        /// A recorded host (a folder laid out like `/`): plans and applies stay inside it.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Turn nesting off instead of on.
+        #[arg(long)]
+        off: bool,
+        /// Where to make it stick: any of runtime, modprobe, cmdline (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "modprobe")]
+        persist: Vec<String>,
+        /// Carry the plan out (atomic writes with backups; commands run without a shell).
+        #[arg(long)]
+        apply: bool,
+        /// Print the plan (and what was applied) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Comment out (or override) modprobe.d lines that set the opposite value, instead of
+        /// reporting them as blockers.
+        #[arg(long)]
+        neutralise_conflicts: bool,
+    },
+    /// Edit kernel arguments in one boot configuration file, grubby-compatibly.
+    Kargs {
+        /// The configuration file (grub.conf, menu.lst, /etc/default/grub, a BLS entry, ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// grub (legacy), grub2 (/etc/default/grub), bls, extlinux or kernel-cmdline.
+        #[arg(long)]
+        loader: String,
+        /// ALL, DEFAULT or a kernel path.
+        #[arg(long, default_value = "ALL")]
+        update_kernel: String,
+        /// Arguments to add or replace (`k=v` replaces an existing `k` in place).
+        #[arg(long, allow_hyphen_values = true)]
+        args: Option<String>,
+        /// Arguments to remove (`k` removes any value; `k=v` only that exact value).
+        #[arg(long, allow_hyphen_values = true)]
+        remove_args: Option<String>,
+        /// Where the kernels live relative to the configuration (like grubby's).
+        #[arg(long)]
+        boot_filesystem: Option<String>,
+        /// Write the file (atomically, with a backup) instead of printing the result.
+        #[arg(long)]
+        in_place: bool,
+    },
     /// Generate the guest CPU configuration that gives guests VMX/SVM (libvirt <cpu>, QEMU -cpu,
     /// nova.conf [libvirt]), or edit a libvirt domain to give (or take) it.
     GuestCpu {
@@ -219,6 +269,67 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                 if facts.nested_available == Some(false) {
                     eprintln!("# This host cannot give guests VMX/SVM now: see `nestcore check` for why and the remedy");
                 }
+            }
+            Ok(0)
+        }
+        Command::Enable {
+            root,
+            off,
+            persist,
+            apply,
+            json,
+            neutralise_conflicts,
+        } => {
+            let host = open_host(root.as_deref(), None)?;
+            let persist: Vec<&str> = persist.iter().map(String::as_str).collect();
+            let opts = nestcore::nested::Options {
+                neutralise_conflicts,
+                ..Default::default()
+            };
+            // Programs (modprobe, update-grub, dracut) act on the machine they run on: for a
+            // recorded root they are listed, not run.
+            let exec: &dyn nestcore::plan::Executor = if host.is_live() {
+                &nestcore::plan::SystemExecutor
+            } else {
+                &nestcore::plan::DeferringExecutor
+            };
+            let (text, code) =
+                nestcore::nested::enable_cli_with(&host, off, &persist, apply, json, opts, exec)?;
+            print!("{text}");
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Kargs {
+            config,
+            loader,
+            update_kernel,
+            args,
+            remove_args,
+            boot_filesystem,
+            in_place,
+        } => {
+            let text = std::fs::read_to_string(&config).map_err(|e| nestcore::Error::Io {
+                path: config.clone(),
+                source: e,
+            })?;
+            let out = nestcore::bootloader::kargs_cli(
+                &text,
+                &loader,
+                &update_kernel,
+                args.as_deref(),
+                remove_args.as_deref(),
+                boot_filesystem.as_deref(),
+            )?;
+            if in_place {
+                match nestcore::plan::write_in_place(&config, &out)? {
+                    Some(backup) => eprintln!(
+                        "wrote {} (original saved as {})",
+                        config.display(),
+                        backup.display()
+                    ),
+                    None => eprintln!("{} unchanged", config.display()),
+                }
+            } else {
+                print!("{out}");
             }
             Ok(0)
         }
