@@ -89,6 +89,7 @@ impl Persist {
 
 /// Options of the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
 pub struct Options {
     /// Neutralise conflicting modprobe.d lines (comment them out with nestcore's marker, or
     /// override a distribution file with a same-named file in /etc) instead of reporting them

@@ -282,10 +282,8 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
         } => {
             let host = open_host(root.as_deref(), None)?;
             let persist: Vec<&str> = persist.iter().map(String::as_str).collect();
-            let opts = nestcore::nested::Options {
-                neutralise_conflicts,
-                ..Default::default()
-            };
+            let mut opts = nestcore::nested::Options::default();
+            opts.neutralise_conflicts = neutralise_conflicts;
             // Programs (modprobe, update-grub, dracut) act on the machine they run on: for a
             // recorded root they are listed, not run.
             let exec: &dyn nestcore::plan::Executor = if host.is_live() {
