@@ -127,9 +127,8 @@ fn run_case(dir: &Path, failures: &mut Vec<String>) {
     let kv: BTreeMap<&str, &str> = case.lines().filter_map(|l| l.split_once('=')).collect();
     let want = if kv["want"] == "on" { Want::On } else { Want::Off };
     let persist = Persist::from_names(&[kv["persist"]]).unwrap();
-    let opts = Options {
-        neutralise_conflicts: kv.get("neutralise") == Some(&"1"),
-    };
+    let mut opts = Options::default();
+    opts.neutralise_conflicts = kv.get("neutralise") == Some(&"1");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     copy_tree(&dir.join("root"), &root);
