@@ -903,7 +903,7 @@ mod tests {
         }
         let d = tempfile::tempdir().unwrap();
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/enable")
+            .join("../tests/fixtures/enable")
             .join(name)
             .join("root");
         copy(&src, d.path());
