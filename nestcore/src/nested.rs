@@ -174,36 +174,35 @@ pub fn vendor_module(host: &Host) -> Result<(String, String)> {
 }
 
 fn module_state(host: &Host, m: &str) -> ModuleState {
-    let dir = format!("/sys/module/{m}");
-    let release = host.read_trimmed("/proc/sys/kernel/osrelease").ok();
-    let builtin_list = release.as_ref().and_then(|r| {
-        let p = format!("/lib/modules/{r}/modules.builtin");
-        host.read(&p).ok().map(|t| (p, t))
-    });
-    let file = m.replace('_', "-");
-    if let Some((p, t)) = &builtin_list {
-        if t.lines()
-            .any(|l| l.rsplit('/').next() == Some(&format!("{file}.ko")) || l.ends_with(&format!("/{m}.ko")))
-        {
-            return ModuleState::BuiltIn {
-                evidence: format!("{p} lists {file}.ko"),
+    let sysfs = crate::kvm::read_module(host, m);
+    match sysfs.state {
+        crate::kvm::ModuleState::Loaded => ModuleState::Loaded {
+            refcnt: sysfs.refcnt,
+            holders: sysfs.holders,
+        },
+        crate::kvm::ModuleState::Builtin => ModuleState::BuiltIn {
+            evidence: format!("/sys/module/{m} has parameters but no initstate"),
+        },
+        crate::kvm::ModuleState::Absent => {
+            // Not in sysfs: built in all the same when the kernel's list says so.
+            let Ok(release) = host.read_trimmed("/proc/sys/kernel/osrelease") else {
+                return ModuleState::NotLoaded;
             };
+            let p = format!("/lib/modules/{release}/modules.builtin");
+            let file = format!("{}.ko", m.replace('_', "-"));
+            let listed = host.read(&p).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.rsplit('/').next() == Some(file.as_str()) || l.ends_with(&format!("/{m}.ko")))
+            });
+            if listed {
+                ModuleState::BuiltIn {
+                    evidence: format!("{p} lists {file}"),
+                }
+            } else {
+                ModuleState::NotLoaded
+            }
         }
     }
-    if !host.exists(&dir) {
-        return ModuleState::NotLoaded;
-    }
-    if !host.exists(&format!("{dir}/initstate")) {
-        return ModuleState::BuiltIn {
-            evidence: format!("{dir} has parameters but no initstate"),
-        };
-    }
-    let refcnt = host
-        .read_trimmed(&format!("{dir}/refcnt"))
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let holders = host.read_dir(&format!("{dir}/holders")).unwrap_or_default();
-    ModuleState::Loaded { refcnt, holders }
 }
 
 /// Processes that hold /dev/kvm open (live host only; best effort).

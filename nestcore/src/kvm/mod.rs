@@ -63,13 +63,10 @@ impl ParamValue {
     }
 }
 
-/// Parses a sysfs boolean the way the kernel's `param_set_bool` accepts it: Y/y/1/on and N/n/0/off.
+/// Parses a module parameter boolean the way the kernel's `param_set_bool` accepts it (Y/y/1/on
+/// and N/n/0/off); the same parser reads modprobe.d values.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim() {
-        "Y" | "y" | "1" | "on" | "yes" => Some(true),
-        "N" | "n" | "0" | "off" | "no" => Some(false),
-        _ => None,
-    }
+    crate::modprobe::parse_bool(s)
 }
 
 #[derive(Clone, Copy)]
