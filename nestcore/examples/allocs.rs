@@ -41,7 +41,11 @@ fn main() {
     let report = nestcore::check(&host);
     let (a1, b1) = (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
     std::hint::black_box(&report);
-    println!("one live report (no probe): {} allocations, {} bytes allocated", a1 - a0, b1 - b0);
+    println!(
+        "one live report (no probe): {} allocations, {} bytes allocated",
+        a1 - a0,
+        b1 - b0
+    );
     let json = report.to_json();
     let a2 = ALLOCS.load(Ordering::Relaxed);
     println!("its JSON ({} bytes): {} more allocations", json.len(), a2 - a1);

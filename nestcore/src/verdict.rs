@@ -353,11 +353,15 @@ pub fn judge(
                     format!("Nested virtualization is off ({param_file} = {})", if ext == Extension::Svm { "0" } else { "N" }),
                     nested_ev(),
                     Some(if builtin {
-                        format!("Add {dash}.nested=1 to the kernel command line and reboot (nestcore enable --persist cmdline)")
+                        format!("Add {dash}.nested=1 to the kernel command line and reboot: `nestcore enable --persist cmdline --apply`")
                     } else {
                         format!(
-                            "Write `options {vendor_mod_name} nested=1` to /etc/modprobe.d/kvm.conf, then {}; or add {dash}.nested=1 to the kernel command line (nestcore enable does either)",
-                            if busy { "reboot (the module is in use, so it cannot be reloaded now)".to_string() } else { format!("reload: modprobe -r {vendor_mod_name} && modprobe {vendor_mod_name}") }
+                            "`nestcore enable --apply` writes `options {vendor_mod_name} nested=1` to /etc/modprobe.d/nestcore-kvm.conf; then {} (`--persist cmdline` adds {dash}.nested=1 to the boot configuration instead)",
+                            if busy {
+                                "reboot: the module is in use, so it cannot be reloaded now".to_string()
+                            } else {
+                                format!("reload it when no VM runs: modprobe -r {vendor_mod_name} && modprobe {vendor_mod_name} (`--persist modprobe,runtime` does both)")
+                            }
                         )
                     }),
                 );
