@@ -464,7 +464,16 @@ impl Report {
     }
 }
 
-/// Checks a host and returns its report. See `nestcore.check` in `_nestcore.pyi`.
+/// Checks a host and returns its Report.
+///
+/// root=None checks this machine; a folder checks a recorded one (laid out like /). cpuid is a
+/// recorded CPUID dump (cpuid -r output, libvirt <cpudata> XML or nestcore JSON). probe runs the
+/// functional probe (a throw-away VM with one vCPU) and applies to the live host only. The GIL is
+/// released while the host is read.
+///
+/// Raises NestcoreNotFoundError (a FileNotFoundError) when root or cpuid does not exist,
+/// NestcoreIOError (an OSError) when root is not a folder, NestcoreParseError (a ValueError) when
+/// cpuid is not a dump, NestcorePermissionError (a PermissionError) when access is denied.
 #[pyfunction]
 #[pyo3(signature = (root=None, cpuid=None, probe=true))]
 pub(crate) fn check(

@@ -15,7 +15,12 @@ value_class! {
     }
 }
 
-/// Records the live host into `dir`. See `nestcore.snapshot` in `_nestcore.pyi`.
+/// Records this host's relevant files and CPUID into dir (created if missing; must be empty),
+/// without serial numbers, UUIDs or MAC addresses, and returns a Snapshot. Then
+/// check(snap.dir, snap.cpuid) reproduces this host's answers (except what only ioctls tell).
+///
+/// Raises NestcoreInvalidInput (a ValueError) when dir is not empty, an OSError subclass when it
+/// cannot be written.
 #[pyfunction]
 pub(crate) fn snapshot(py: Python<'_>, dir: PathBuf) -> PyResult<Snapshot> {
     let result = py.detach(move || nestcore::snapshot::snapshot(&dir));
