@@ -30,6 +30,25 @@ def _subset(path: str, expect: Any, actual: Any, out: List[str]) -> None:
         out.append(f"{path}: expected {expect!r}, got {actual!r}")
 
 
+def _attr_subset(path: str, expect: Any, obj: Any, out: List[str]) -> None:
+    """The same comparison through the typed attributes (report.cpu.extension, ...)."""
+    for k, e in expect.items():
+        if path == "verdict" and k == "codes":
+            continue
+        p = f"{path}.{k}" if path else k
+        if not hasattr(obj, k):
+            out.append(f"{p}: no such attribute on {type(obj).__name__}")
+        elif isinstance(e, dict):
+            _attr_subset(p, e, getattr(obj, k), out)
+        else:
+            got = getattr(obj, k)
+            got = got.to_dict() if hasattr(got, "to_dict") else got
+            if isinstance(got, list):
+                got = [g.to_dict() if hasattr(g, "to_dict") else g for g in got]
+            if got != e:
+                out.append(f"{p} (attribute): expected {e!r}, got {got!r}")
+
+
 @pytest.mark.skipif(not FIXTURES, reason=f"no fixture hosts in {HOSTS}")
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.name for p in FIXTURES])
 def test_fixture_host(fixture: Path):
@@ -38,4 +57,5 @@ def test_fixture_host(fixture: Path):
     expect = json.loads((fixture / "expect.json").read_text())
     problems: List[str] = []
     _subset("", expect, report.to_dict(), problems)
+    _attr_subset("", expect, report, problems)
     assert not problems, "\n".join(problems)
