@@ -1,6 +1,93 @@
-//! Python bindings for nestcore. Filled in by the Python issue (pyo3 + maturin).
+//! Python bindings for nestcore: the native module `nestcore._nestcore`, re-exported by the Python
+//! package `nestcore` (nestcore-py/python/nestcore), which also defines the exceptions.
+//!
+//! Layout, so that later APIs are added the same way:
+//! - `value`: the frozen result classes over the JSON contract (`value_class!`), with
+//!   `to_dict()`, `to_json()`, equality, hashing, pickling and `__repr__`;
+//! - `host`: the `root=` / `cpuid=` arguments as a `nestcore::Host`;
+//! - `errors`: the one conversion of `nestcore::Error` into the Python exceptions;
+//! - one module per API (`report` for `check()`, `snapshot`), each releasing the GIL around the
+//!   host I/O and registered in `_nestcore` below.
+//!
+//! A new API (say `nested_plan()` over `nestcore::nested`) is a module with its `value_class!`
+//! types and a `#[pyfunction]`, added to `_nestcore` and to `from_json` (pickling), to
+//! `_nestcore.pyi` and to `__init__.py`.
 
-/// Version of the nestcore core these bindings wrap.
-pub fn core_version() -> &'static str {
-    nestcore::VERSION
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+mod errors;
+mod host;
+mod report;
+mod snapshot;
+mod value;
+
+use value::Shape;
+
+/// Rebuilds a pickled result object from its class name and JSON (see `value_class!`).
+#[pyfunction]
+fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'py, PyAny>> {
+    macro_rules! classes {
+        ($($name:ident => $ty:ty),* $(,)?) => {
+            match kind {
+                $(stringify!($name) => {
+                    let v = value::parse_checked::<$ty>(json, stringify!($name))?;
+                    <$ty>::to_py(py, &v)
+                })*
+                _ => Err(PyValueError::new_err(format!("Unknown nestcore class {kind:?}"))),
+            }
+        };
+    }
+    use report::*;
+    classes!(
+        Evidence => Evidence,
+        HostInfo => HostInfo,
+        SvmFeatures => SvmFeatures,
+        CpuReport => CpuReport,
+        Signature => Signature,
+        Dmi => Dmi,
+        XenInfo => XenInfo,
+        VirtReport => VirtReport,
+        Capabilities => Capabilities,
+        DeviceReport => DeviceReport,
+        ModuleReport => ModuleReport,
+        ProbeReport => ProbeReport,
+        KvmReport => KvmReport,
+        CmdlineParam => CmdlineParam,
+        CmdlineReport => CmdlineReport,
+        Finding => Finding,
+        Verdict => Verdict,
+        Snapshot => snapshot::Snapshot,
+    )
+}
+
+/// The native module `nestcore._nestcore`.
+#[pymodule]
+fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", nestcore::VERSION)?;
+    m.add("SCHEMA_VERSION", nestcore::report::SCHEMA_VERSION)?;
+    m.add_function(wrap_pyfunction!(report::check, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(_from_json, m)?)?;
+    m.add_function(wrap_pyfunction!(report::_report_from_json, m)?)?;
+    m.add_class::<report::Report>()?;
+    m.add_class::<report::HostInfo>()?;
+    m.add_class::<report::CpuReport>()?;
+    m.add_class::<report::SvmFeatures>()?;
+    m.add_class::<report::VirtReport>()?;
+    m.add_class::<report::Signature>()?;
+    m.add_class::<report::Dmi>()?;
+    m.add_class::<report::XenInfo>()?;
+    m.add_class::<report::KvmReport>()?;
+    m.add_class::<report::DeviceReport>()?;
+    m.add_class::<report::Capabilities>()?;
+    m.add_class::<report::ModuleReport>()?;
+    m.add_class::<report::ProbeReport>()?;
+    m.add_class::<report::CmdlineReport>()?;
+    m.add_class::<report::CmdlineParam>()?;
+    m.add_class::<report::Verdict>()?;
+    m.add_class::<report::Finding>()?;
+    m.add_class::<report::Evidence>()?;
+    m.add_class::<snapshot::Snapshot>()?;
+    Ok(())
 }

@@ -1,0 +1,89 @@
+"""nestcore: can this machine run virtual machines, can its guests run their own (nested
+virtualization), and what must change to get there, with the evidence for every answer.
+
+::
+
+    import nestcore
+
+    report = nestcore.check()  # this machine
+    print(report.verdict.kvm_usable, report.verdict.nested_for_guests)
+    for f in report.verdict.at_least("warn"):
+        print(f.level, f.code, f.message, f.remedy)
+
+A recorded machine (a folder laid out like ``/`` plus a CPUID dump)::
+
+    nestcore.check("fixtures/intel/root", cpuid="fixtures/intel/cpuid.txt")
+
+Results are frozen objects whose attributes mirror the JSON report (schema/report.schema.json):
+enumerations are plain ``str`` values exactly as in the JSON (``report.cpu.extension == "vmx"``,
+``finding.level == "warn"``). Every object has ``to_dict()`` and ``to_json()``, compares by value,
+hashes and pickles.
+"""
+
+from ._errors import (
+    NestcoreError,
+    NestcoreInvalidInput,
+    NestcoreIOError,
+    NestcoreNotFoundError,
+    NestcoreParseError,
+    NestcorePermissionError,
+    NestcoreUnsupported,
+)
+from ._nestcore import (
+    SCHEMA_VERSION,
+    Capabilities,
+    CmdlineParam,
+    CmdlineReport,
+    CpuReport,
+    DeviceReport,
+    Dmi,
+    Evidence,
+    Finding,
+    HostInfo,
+    KvmReport,
+    ModuleReport,
+    ProbeReport,
+    Report,
+    Signature,
+    Snapshot,
+    SvmFeatures,
+    Verdict,
+    VirtReport,
+    XenInfo,
+    __version__,
+    check,
+    snapshot,
+)
+
+__all__ = [
+    "__version__",
+    "SCHEMA_VERSION",
+    "check",
+    "snapshot",
+    "Report",
+    "HostInfo",
+    "CpuReport",
+    "SvmFeatures",
+    "VirtReport",
+    "Signature",
+    "Dmi",
+    "XenInfo",
+    "KvmReport",
+    "DeviceReport",
+    "Capabilities",
+    "ModuleReport",
+    "ProbeReport",
+    "CmdlineReport",
+    "CmdlineParam",
+    "Verdict",
+    "Finding",
+    "Evidence",
+    "Snapshot",
+    "NestcoreError",
+    "NestcorePermissionError",
+    "NestcoreNotFoundError",
+    "NestcoreParseError",
+    "NestcoreInvalidInput",
+    "NestcoreIOError",
+    "NestcoreUnsupported",
+]

@@ -1,0 +1,109 @@
+"""The exceptions of nestcore.
+
+Each class also subclasses the built-in exception that fits, so callers may catch either:
+``except FileNotFoundError`` works as well as ``except nestcore.NestcoreNotFoundError``.
+The OSError family carries ``errno`` and ``filename`` and reads like Python's own
+(``[Errno 2] No such file or directory: '/nonexistent'``); every class carries ``message``
+(nestcore's full message, as the ``nestcore`` command prints it) and ``kind``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Dict, Optional, Type
+
+__all__ = [
+    "NestcoreError",
+    "NestcorePermissionError",
+    "NestcoreNotFoundError",
+    "NestcoreParseError",
+    "NestcoreInvalidInput",
+    "NestcoreIOError",
+    "NestcoreUnsupported",
+]
+
+
+class NestcoreError(Exception):
+    """Base class of every nestcore error."""
+
+    #: The stable error kind: the JSON name of nestcore's ``ErrorKind``.
+    kind: ClassVar[str] = "error"
+    #: nestcore's message, with its causes (as ``nestcore`` prints it after ``nestcore: ``).
+    message: str
+
+    def __str__(self) -> str:
+        # OSError's own form ("[Errno 2] No such file or directory: '/x'") needs an errno; without
+        # one it would read "[Errno None] None: '/x'", so say nestcore's message instead.
+        if isinstance(self, OSError) and self.errno is None:
+            return getattr(self, "message", None) or BaseException.__str__(self)
+        return super().__str__()
+
+
+class NestcorePermissionError(NestcoreError, PermissionError):
+    """The operating system refused access (EACCES, EPERM)."""
+
+    kind = "permission_denied"
+
+
+class NestcoreNotFoundError(NestcoreError, FileNotFoundError):
+    """A file or folder that the caller named does not exist."""
+
+    kind = "not_found"
+
+
+class NestcoreParseError(NestcoreError, ValueError):
+    """Input that does not parse: a CPUID dump, a configuration file."""
+
+    kind = "parse"
+
+
+class NestcoreInvalidInput(NestcoreError, ValueError):
+    """An argument that is well-formed but not acceptable (say, a snapshot folder that is not empty)."""
+
+    kind = "invalid_input"
+
+
+class NestcoreIOError(NestcoreError, OSError):
+    """Any other I/O failure (a root that is not a folder, a disk error)."""
+
+    kind = "io"
+
+
+class NestcoreUnsupported(NestcoreError, NotImplementedError):
+    """The operation is not possible on this host or platform."""
+
+    kind = "unsupported"
+
+
+# The one mapping from nestcore's ErrorKind to a class, read off the classes' ``kind``.
+_BY_KIND: Dict[str, Type[NestcoreError]] = {
+    cls.kind: cls
+    for cls in (
+        NestcorePermissionError,
+        NestcoreNotFoundError,
+        NestcoreParseError,
+        NestcoreInvalidInput,
+        NestcoreIOError,
+        NestcoreUnsupported,
+    )
+}
+
+
+def _from_native(
+    kind: str,
+    message: str,
+    errno: Optional[int],
+    strerror: Optional[str],
+    filename: Optional[str],
+) -> NestcoreError:
+    """The exception for an error of the native module (called from Rust, nowhere else)."""
+    cls = _BY_KIND.get(kind, NestcoreError)
+    exc: NestcoreError
+    if issubclass(cls, OSError) and errno is not None:
+        # OSError(errno, strerror, filename) sets .errno, .strerror and .filename.
+        exc = cls(errno, strerror or message, filename)
+    else:
+        exc = cls(message)
+        if issubclass(cls, OSError):
+            exc.filename = filename  # type: ignore[attr-defined]
+    exc.message = message
+    return exc
