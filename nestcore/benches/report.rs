@@ -89,5 +89,60 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+const GRUB_LEGACY: &str = "default=0\ntimeout=5\nhiddenmenu\ntitle CentOS 6 (2.6.32-754.el6.x86_64)\n\troot (hd0,0)\n\tkernel /vmlinuz-2.6.32-754.el6.x86_64 ro root=/dev/mapper/vg-root rd_NO_LUKS LANG=en_US.UTF-8 quiet\n\tinitrd /initramfs-2.6.32-754.el6.x86_64.img\ntitle CentOS 6 (2.6.32-696.el6.x86_64)\n\troot (hd0,0)\n\tkernel /vmlinuz-2.6.32-696.el6.x86_64 ro root=/dev/mapper/vg-root quiet\n\tinitrd /initramfs-2.6.32-696.el6.x86_64.img\n";
+const DEFAULT_GRUB: &str = "# If you change this file, run 'update-grub'\nGRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=ttyS0,115200 intel_iommu=on\"\n";
+const MODPROBE: &str = "# distro defaults\noptions kvm_intel nested=0 ept=1\noptions kvm-amd nested=1 \\\n  npt=1\nblacklist pcspkr\ninstall foo /bin/true\n";
+const DOMAIN: &str = "<domain type='kvm'>\n  <name>guest</name>\n  <memory unit='KiB'>2097152</memory>\n  <vcpu>4</vcpu>\n  <os><type arch='x86_64' machine='q35'>hvm</type></os>\n  <cpu mode='custom' match='exact' check='partial'>\n    <model fallback='forbid'>Skylake-Server-v4</model>\n    <topology sockets='1' cores='2' threads='2'/>\n    <feature policy='disable' name='vmx'/>\n    <feature policy='require' name='pcid'/>\n  </cpu>\n  <devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/g.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>\n</domain>\n";
+
+fn parsers_and_generators(c: &mut Criterion) {
+    use nestcore::bootloader::{grub2, grub_legacy, ArgsEdit, Selection};
+    use nestcore::guest::{libvirt, nova, qemu};
+    c.bench_function("parse/modprobe.d-file", |b| {
+        b.iter(|| {
+            black_box(nestcore::modprobe::parse_options(
+                "/etc/modprobe.d/kvm.conf",
+                black_box(MODPROBE),
+            ))
+        })
+    });
+    let edit = ArgsEdit {
+        add: Some("kvm-intel.nested=1".into()),
+        ..ArgsEdit::default()
+    };
+    let all = Selection::all_linux();
+    c.bench_function("edit/grub-legacy-args", |b| {
+        b.iter(|| black_box(grub_legacy::edit(black_box(GRUB_LEGACY), &all, &edit).unwrap()))
+    });
+    c.bench_function("edit/etc-default-grub-args", |b| {
+        b.iter(|| black_box(grub2::edit(black_box(DEFAULT_GRUB), grub2::CMDLINE_VAR, &edit).unwrap()))
+    });
+    c.bench_function("parse/libvirt-domain-cpu", |b| {
+        b.iter(|| black_box(libvirt::Cpu::from_xml(black_box(DOMAIN)).unwrap()))
+    });
+    let cpu = libvirt::Cpu::from_xml(DOMAIN).unwrap();
+    c.bench_function("render/libvirt-cpu", |b| b.iter(|| black_box(cpu.to_xml())));
+    c.bench_function("edit/libvirt-ensure-nested", |b| {
+        b.iter(|| black_box(libvirt::ensure_nested(black_box(DOMAIN), nestcore::cpu::Vendor::Intel).unwrap()))
+    });
+    c.bench_function("parse/qemu-cpu", |b| {
+        b.iter(|| black_box(qemu::CpuArg::parse(black_box("Skylake-Server-v4,+vmx,-hle,pcid=on")).unwrap()))
+    });
+    c.bench_function("render/qemu-cpu", |b| {
+        b.iter(|| black_box(qemu::CpuArg::from_libvirt(&cpu).unwrap().to_string()))
+    });
+    c.bench_function("render/nova", |b| {
+        b.iter(|| black_box(nova::NovaSettings::from_libvirt(&cpu).unwrap().to_ini()))
+    });
+    let facts = nestcore::guest::HostFacts::new(nestcore::cpu::Vendor::Amd);
+    c.bench_function("generate/recommendation", |b| {
+        b.iter(|| {
+            black_box(nestcore::guest::recommend(
+                &facts,
+                &nestcore::guest::Needs::single_host(),
+            ))
+        })
+    });
+}
+
+criterion_group!(benches, bench, parsers_and_generators);
 criterion_main!(benches);
