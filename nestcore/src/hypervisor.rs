@@ -2,7 +2,7 @@
 //!
 //! The order of evidence (each step recorded in the report):
 //! 1. CPUID hypervisor signatures, every base 0x40000000 + n·0x100 while its max leaf is valid
-//!    (only when CPUID.1:ECX[31] says a hypervisor is present). A non-Hyper-V signature wins
+//!    (only when CPUID.1:ECX bit 31 says a hypervisor is present). A non-Hyper-V signature wins
 //!    over "Microsoft Hv": QEMU/KVM and Xen put "Microsoft Hv" first when they offer Hyper-V
 //!    enlightenments and their own signature at 0x40000100.
 //! 2. DMI (/sys/class/dmi/id), which wins where a hypervisor imitates another: Parallels and
