@@ -11,10 +11,14 @@
  * - Inputs come first, out-parameters last. NULL where a pointer is required, invalid UTF-8 and
  *   out-of-range integers (flags are 0 or 1, enums are validated) are errors, never crashes.
  * - No Rust panic crosses into C: a bug is reported as NESTCORE_STATUS_PANIC.
+ * - Only nestcore_plan_apply() changes a host, and it writes only under that host's root. Every
+ *   other function reads a host (nestcore_check(), nestcore_plan_nested()) or only reads its
+ *   arguments.
  *
  * Ownership
- * - Handles (nestcore_host, nestcore_report) are made by a _new or producing function and
- *   released by the matching _free; freeing NULL does nothing. A report does not borrow its host.
+ * - Handles (nestcore_host, nestcore_report, nestcore_plan) are made by a _new or producing
+ *   function and released by the matching _free; freeing NULL does nothing. A report or a plan
+ *   does not borrow its host.
  * - Every char * this library returns through an out-parameter is owned by the caller and released
  *   with nestcore_string_free() (never free()). const char * returns (nestcore_version(),
  *   nestcore_status_name()) are static and must not be freed.
@@ -49,6 +53,24 @@
  * Compare it with `nestcore_abi_version()` to detect a header/library mismatch.
  */
 #define NESTCORE_ABI_VERSION 1
+
+/**
+ * `persist_flags` bit of `nestcore_plan_nested()`: reload the vendor KVM module now
+ * (`modprobe -r kvm_intel`, then `modprobe kvm_intel nested=1`).
+ */
+#define NESTCORE_PERSIST_RUNTIME 1
+
+/**
+ * `persist_flags` bit of `nestcore_plan_nested()`: write nestcore's drop-in in /etc/modprobe.d
+ * (and regenerate the initramfs when the modules load from it).
+ */
+#define NESTCORE_PERSIST_MODPROBE 2
+
+/**
+ * `persist_flags` bit of `nestcore_plan_nested()`: put `kvm-intel.nested=1` /
+ * `kvm-amd.nested=1` on the kernel command line of every boot loader configuration found.
+ */
+#define NESTCORE_PERSIST_CMDLINE 4
 
 /**
  * The result of every fallible nestcore function.
@@ -341,6 +363,17 @@ typedef uint32_t nestcore_level;
 typedef struct nestcore_host nestcore_host;
 
 /**
+ * A plan to turn nested virtualization on or off: the actions (files to write, programs to
+ * run), why, when each takes effect, warnings, and blockers. Made by `nestcore_plan_nested()`,
+ * released by `nestcore_plan_free()`. Making a plan changes nothing; only
+ * `nestcore_plan_apply()` does.
+ *
+ * Immutable: any number of threads may read one plan at the same time, as long as none of them
+ * frees it meanwhile. It does not borrow the host it was made from.
+ */
+typedef struct nestcore_plan nestcore_plan;
+
+/**
  * The report of one check: every answer with its evidence, the verdict and its findings. Made by
  * `nestcore_check()`, released by `nestcore_report_free()`.
  *
@@ -425,6 +458,178 @@ void nestcore_host_free(struct nestcore_host *host);
  * or point to a writable `int`.
  */
 nestcore_status nestcore_host_is_live(const struct nestcore_host *host, int *out);
+
+/**
+ * Plans nested virtualization on (`want_on` 1) or off (`want_on` 0) for `host`, through the
+ * layers in `persist_flags` (NESTCORE_PERSIST_RUNTIME | NESTCORE_PERSIST_MODPROBE |
+ * NESTCORE_PERSIST_CMDLINE; at least one). With `neutralise_conflicts` 1, conflicting
+ * modprobe.d lines are commented out (or a distribution file overridden in /etc) instead of
+ * being reported as blockers. Nothing on the host changes: see `nestcore_plan_apply()`.
+ *
+ * A plan with nothing to do (the host is already as wanted) is a success:
+ * `nestcore_plan_is_empty()` tells. A plan that cannot be applied as it is (a conflict, no boot
+ * loader configuration found) is also a success: its blockers say why.
+ *
+ * `want_on` and `neutralise_conflicts` must be 0 or 1, `persist_flags` non-zero with only known
+ * bits (NESTCORE_STATUS_INVALID_ARGUMENT otherwise). Fails with NESTCORE_STATUS_UNSUPPORTED when
+ * the vendor module cannot be determined or a runtime reload is impossible (built-in or busy
+ * module: the message points to NESTCORE_PERSIST_CMDLINE), NESTCORE_STATUS_PARSE for a
+ * configuration that cannot be edited safely.
+ *
+ * On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
+ * to NULL.
+ *
+ * # Safety
+ * `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+ * or point to a writable `nestcore_plan *`.
+ */
+nestcore_status nestcore_plan_nested(const struct nestcore_host *host,
+                                     int want_on,
+                                     uint32_t persist_flags,
+                                     int neutralise_conflicts,
+                                     struct nestcore_plan **out);
+
+/**
+ * Releases a plan. NULL is a no-op.
+ *
+ * # Safety
+ * `plan` must be NULL or a plan from this library, not yet freed, and not in use by another
+ * thread; it must not be used afterwards.
+ */
+void nestcore_plan_free(struct nestcore_plan *plan);
+
+/**
+ * 1 when the plan has no action (the host is already as wanted, or everything is blocked), 0
+ * otherwise.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_is_empty(const struct nestcore_plan *plan, int *out);
+
+/**
+ * One sentence: what the plan achieves, or that nothing needs to change. `*out` receives an
+ * owned string to release with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_summary(const struct nestcore_plan *plan, char **out);
+
+/**
+ * The number of actions, in the order `nestcore_plan_apply()` runs them (files first, then
+ * programs).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_actions_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * One line saying what action `index` does ("edit /etc/default/grub: ...", "run `update-grub`:
+ * ..."). `*out` receives an owned string to release with `nestcore_string_free()`. An index at
+ * or past `nestcore_plan_actions_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_action_description(const struct nestcore_plan *plan,
+                                                 size_t index,
+                                                 char **out);
+
+/**
+ * The number of blockers: reasons the plan cannot be applied as it is
+ * (`nestcore_plan_apply()` refuses while there are any).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_blockers_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * Blocker `index`, in one sentence. `*out` receives an owned string to release with
+ * `nestcore_string_free()`. An index at or past `nestcore_plan_blockers_count()` is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_blocker(const struct nestcore_plan *plan, size_t index, char **out);
+
+/**
+ * The number of warnings: what the planner noticed (the evidence for the vendor module,
+ * conflicts the plan overrides, caveats).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_warnings_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * Warning `index`, in one sentence. `*out` receives an owned string to release with
+ * `nestcore_string_free()`. An index at or past `nestcore_plan_warnings_count()` is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_warning(const struct nestcore_plan *plan, size_t index, char **out);
+
+/**
+ * The plan as the text `nestcore enable` prints: summary, numbered actions with unified diffs,
+ * when each takes effect, warnings, blockers. `*out` receives an owned string to release with
+ * `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_render(const struct nestcore_plan *plan, char **out);
+
+/**
+ * The plan as JSON (pretty-printed): the `plan` object of `nestcore enable --json` (`summary`,
+ * `actions` with `kind` and their details, `timeline`, `warnings`, `blockers`, `verify`).
+ * `*out` receives an owned string to release with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_to_json(const struct nestcore_plan *plan, char **out);
+
+/**
+ * Applies `plan` to `host`: THE ONLY FUNCTION OF THIS LIBRARY THAT CHANGES A HOST. Pass the host
+ * the plan was made for.
+ *
+ * Files are written only under the host's root (`/` for the live host, the folder of a recorded
+ * host): each target is resolved under the root before anything is written, and a symlink that
+ * leads out of it is refused. Each write is atomic, keeps the file's mode and owner, and saves
+ * the first original as `<path>.nestcore-bak`. When a step fails, what was written is restored
+ * and the failure returned.
+ *
+ * Programs (`modprobe`, `update-grub`, `update-initramfs`, `dracut`, ...):
+ * - `defer_commands` 1: none is run; they are listed under `deferred` in the report, for the
+ *   operator to run in that system (in a chroot, or on the real host). The right choice for a
+ *   recorded root.
+ * - `defer_commands` 0: they are run (found in the host's sbin folders, without a shell) on the
+ *   live host; for a recorded host they are refused (NESTCORE_STATUS_UNSUPPORTED, after the
+ *   files written are restored), because they would act on this machine and not on the root.
+ *
+ * A plan with blockers is refused (NESTCORE_STATUS_UNSUPPORTED) and changes nothing. Applying a
+ * plan whose changes are already on the host writes nothing (the files are listed under
+ * `unchanged`).
+ *
+ * On success `*report_json_out` receives what was done as JSON (`written` with `path`, `backup`,
+ * `created`; `unchanged`; `commands` run with their `status`; `deferred`; `rolled_back`;
+ * `verified`), an owned string to release with `nestcore_string_free()`; on failure it is set to
+ * NULL. `defer_commands` must be 0 or 1.
+ *
+ * # Safety
+ * `plan` and `host` must be NULL (an error) or live handles from this library;
+ * `report_json_out` must be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_plan_apply(const struct nestcore_plan *plan,
+                                    const struct nestcore_host *host,
+                                    int defer_commands,
+                                    char **report_json_out);
 
 /**
  * Checks `host`: the CPU, the hypervisor below, KVM and the kernel command line, judged into a

@@ -70,6 +70,25 @@ pub(crate) unsafe fn utf8<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str
     })
 }
 
+/// Runs `f` and hands its string to C through `out` as an owned string (NULL on failure): the
+/// shape of every export that turns text into text.
+///
+/// # Safety
+/// `out` must be NULL (an error) or point to a writable `char *`.
+pub(crate) unsafe fn string_result(
+    out: *mut *mut c_char,
+    f: impl FnOnce() -> FfiResult<String>,
+) -> crate::nestcore_status {
+    crate::status::call(|| {
+        // SAFETY: the caller promises `out` is NULL or writable.
+        let out = unsafe { Out::new_nulled(out, "out") }?;
+        let s = f()?;
+        // SAFETY: non-NULL (checked), writable by the caller's promise.
+        unsafe { out.set(owned_string(&s)) };
+        Ok(())
+    })
+}
+
 /// A boolean flag that comes in as an `int`: only 0 and 1 are accepted, so that a value meant for
 /// a future flags word is not silently read as "true".
 pub(crate) fn flag(value: c_int, name: &str) -> FfiResult<bool> {
