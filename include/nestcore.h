@@ -12,8 +12,8 @@
  *   out-of-range integers (flags are 0 or 1, enums are validated) are errors, never crashes.
  * - No Rust panic crosses into C: a bug is reported as NESTCORE_STATUS_PANIC.
  * - Only nestcore_plan_apply() changes a host, and it writes only under that host's root. Every
- *   other function reads a host (nestcore_check(), nestcore_plan_nested()) or only reads its
- *   arguments.
+ *   other function reads a host (nestcore_check(), nestcore_plan_nested()) or turns text into
+ *   text (nestcore_kargs_edit(), nestcore_cmdline_edit()).
  *
  * Ownership
  * - Handles (nestcore_host, nestcore_report, nestcore_plan) are made by a _new or producing
@@ -406,6 +406,60 @@ const char *nestcore_version(void);
  * afterwards. Strings from other allocators (malloc, strdup) must not be passed.
  */
 void nestcore_string_free(char *s);
+
+/**
+ * Edits the kernel arguments of one boot loader configuration's text, like
+ * `grubby --update-kernel UPDATE_KERNEL --args ARGS --remove-args REMOVE_ARGS` (and
+ * `nestcore kargs`), and returns the edited text. Every byte that does not have to change is
+ * kept. Nothing is read or written: the caller reads and writes the file.
+ *
+ * - `loader`: "grub" (GRUB legacy grub.conf/menu.lst), "grub2" (/etc/default/grub), "bls" (one
+ *   Boot Loader Specification entry), "extlinux" or "kernel-cmdline" (/etc/kernel/cmdline).
+ * - `update_kernel`: "ALL", "DEFAULT", an index list ("0,2"), "TITLE=..." or a kernel path
+ *   (matched relative to `boot_filesystem_or_null`, grubby's `--boot-filesystem`, e.g. "/boot").
+ *   grub2 accepts only ALL and DEFAULT (it applies to every entry).
+ * - `args_or_null`: each argument replaces the first parameter of the same name in place, or is
+ *   appended (names compare with `-` equal to `_`).
+ * - `remove_args_or_null`: `k` removes `k` with any value, `k=v` only where the value is `v`.
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for an unknown loader or `update_kernel`, or a bad
+ * argument list (a bare `--`, an unbalanced quote); NESTCORE_STATUS_PARSE for a configuration
+ * that cannot be edited safely; NESTCORE_STATUS_UNSUPPORTED for what the format cannot express
+ * (one entry of /etc/default/grub). `*out` receives the edited text, an owned string to release
+ * with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * Every string must be NULL or NUL-terminated (`config_text`, `loader` and `update_kernel` must
+ * not be NULL); `out` must be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_kargs_edit(const char *config_text,
+                                    const char *loader,
+                                    const char *update_kernel,
+                                    const char *args_or_null,
+                                    const char *remove_args_or_null,
+                                    const char *boot_filesystem_or_null,
+                                    char **out);
+
+/**
+ * Edits a kernel command line (`/proc/cmdline`, a `linux` line's arguments) with grubby's
+ * semantics: first `args_or_null` (each argument replaces the first not yet replaced parameter
+ * of the same name in place, or is appended before a bare `--`), then `remove_args_or_null`
+ * (`k` removes every `k`, `k=v` every `k` whose value is exactly `v`). Names compare with `-`
+ * equal to `_`; everything not edited is kept byte for byte.
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for an argument list with a bare `--`, an
+ * unbalanced quote or an argument without a name, NESTCORE_STATUS_PARSE when `line` itself has
+ * an unbalanced quote. `*out` receives the edited line, an owned string to release with
+ * `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `line` must be NULL (an error) or NUL-terminated, the others NULL or NUL-terminated; `out` must
+ * be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_cmdline_edit(const char *line,
+                                      const char *args_or_null,
+                                      const char *remove_args_or_null,
+                                      char **out);
 
 /**
  * Opens the live machine: root `/`, the CPUID instruction (on x86), ioctls on /dev/kvm allowed.

@@ -70,6 +70,18 @@ pub(crate) unsafe fn utf8<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str
     })
 }
 
+/// An optional UTF-8 string argument: NULL is `None`.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string that stays unchanged while `'a` lasts.
+pub(crate) unsafe fn utf8_opt<'a>(p: *const c_char, name: &str) -> FfiResult<Option<&'a str>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, and NUL-terminated by this function's contract.
+    unsafe { utf8(p, name) }.map(Some)
+}
+
 /// Runs `f` and hands its string to C through `out` as an owned string (NULL on failure): the
 /// shape of every export that turns text into text.
 ///

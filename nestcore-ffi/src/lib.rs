@@ -22,6 +22,7 @@
 #![allow(non_camel_case_types)] // C type names: nestcore_host, nestcore_status, ...
 
 mod args;
+mod edit;
 mod host;
 mod plan;
 mod report;
@@ -30,6 +31,7 @@ mod status;
 use std::ffi::c_char;
 
 pub use args::nestcore_string_free;
+pub use edit::*;
 pub use host::*;
 pub use plan::*;
 pub use report::*;

@@ -76,6 +76,8 @@ fn header_declares_the_abi_version_and_every_export() {
         "nestcore_plan_free",
         "nestcore_plan_render",
         "nestcore_plan_apply",
+        "nestcore_kargs_edit",
+        "nestcore_cmdline_edit",
     ] {
         assert!(
             h.contains(&format!(" {f}(")) || h.contains(&format!("*{f}(")),

@@ -2,7 +2,7 @@
  * Tests of libnestcore's C ABI through include/nestcore.h: every function, NULL arguments, buffers
  * that are too small, invalid UTF-8, out-of-range integers, a recorded fixture host, the last-error
  * text, several threads at once, a nested-virtualization plan applied to a copy of a recorded
- * host (twice). Built by scripts/test-c
+ * host (twice), and the text editors (kernel arguments). Built by scripts/test-c
  * (static, shared, valgrind, ASan).
  *
  * Usage: test_nestcore FIXTURE_DIR ENABLE_FIXTURE_DIR
@@ -1039,6 +1039,135 @@ static void test_plan_apply(const char *dir) {
     CHECK(remove_tree(root) == 0);
 }
 
+/* ---- Kernel command lines and boot loader configurations */
+
+static const char GRUB_LEGACY[] = "default=0\n"
+                                  "timeout=5\n"
+                                  "title Linux 1\n"
+                                  "\troot (hd0,0)\n"
+                                  "\tkernel /vmlinuz-1 ro root=/dev/sda1 quiet\n"
+                                  "\tinitrd /initrd-1\n"
+                                  "title Linux 2\n"
+                                  "\troot (hd0,0)\n"
+                                  "\tkernel /vmlinuz-2 ro root=/dev/sda1 quiet\n";
+
+static void test_kargs(void) {
+    char *out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "kvm-intel.nested=1", "quiet", NULL, &out));
+    CHECK(out != NULL && strcmp(out, "default=0\n"
+                                     "timeout=5\n"
+                                     "title Linux 1\n"
+                                     "\troot (hd0,0)\n"
+                                     "\tkernel /vmlinuz-1 ro root=/dev/sda1 kvm-intel.nested=1\n"
+                                     "\tinitrd /initrd-1\n"
+                                     "title Linux 2\n"
+                                     "\troot (hd0,0)\n"
+                                     "\tkernel /vmlinuz-2 ro root=/dev/sda1 kvm-intel.nested=1\n") == 0);
+    /* The same edit again changes nothing; replacing a value works in place. */
+    char *again = NULL;
+    EXPECT_OK(nestcore_kargs_edit(out, "grub", "ALL", "kvm-intel.nested=1", "quiet", NULL, &again));
+    CHECK(again != NULL && out != NULL && strcmp(again, out) == 0);
+    nestcore_string_free(again);
+    EXPECT_OK(nestcore_kargs_edit(out, "grub", "ALL", "kvm_intel.nested=0", NULL, NULL, &again));
+    CHECK(contains(again, "root=/dev/sda1 kvm_intel.nested=0\n\tinitrd"));
+    CHECK(!contains(again, "nested=1"));
+    nestcore_string_free(again);
+    nestcore_string_free(out);
+
+    /* One kernel by path, relative to the boot file system; DEFAULT is entry 0. */
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "/boot/vmlinuz-2", "kvm-amd.nested=1", NULL, "/boot", &out));
+    CHECK(contains(out, "vmlinuz-1 ro root=/dev/sda1 quiet\n"));
+    CHECK(contains(out, "vmlinuz-2 ro root=/dev/sda1 quiet kvm-amd.nested=1\n"));
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "DEFAULT", "x=\"a b\"", NULL, NULL, &out));
+    CHECK(contains(out, "vmlinuz-1 ro root=/dev/sda1 quiet x=\"a b\"\n"));
+    CHECK(contains(out, "vmlinuz-2 ro root=/dev/sda1 quiet\n"));
+    nestcore_string_free(out);
+    /* No edit at all: the text comes back as it was. */
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", NULL, NULL, NULL, &out));
+    CHECK(out != NULL && strcmp(out, GRUB_LEGACY) == 0);
+    nestcore_string_free(out);
+    /* GRUB 2's /etc/default/grub. */
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit("GRUB_CMDLINE_LINUX=\"quiet\"\n", "grub2", "ALL", "kvm-intel.nested=1", NULL,
+                                  NULL, &out));
+    CHECK(contains(out, "GRUB_CMDLINE_LINUX=\"quiet kvm-intel.nested=1\"\n"));
+    nestcore_string_free(out);
+
+    /* Errors. */
+    out = SENTINEL;
+    EXPECT(nestcore_kargs_edit(NULL, "grub", "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`config_text`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, NULL, "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`loader`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", NULL, "a", NULL, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`update_kernel`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a", NULL, NULL, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    out = SENTINEL;
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a=\xff", NULL, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`args_or_null`"));
+    EXPECT(nestcore_kargs_edit("title \xc3(\n", "grub", "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", NULL, "q\xfe", NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`remove_args_or_null`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "/vmlinuz-1", "a", NULL, "/bo\xffot", &out),
+           NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`boot_filesystem_or_null`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "lilo", "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "", "a", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a --", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("bare \"--\""));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a=\"b", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_kargs_edit("GRUB_CMDLINE_LINUX=\"\"\n", "grub2", "0", "a", NULL, NULL, &out),
+           NESTCORE_STATUS_UNSUPPORTED);
+    CHECK(out == NULL);
+}
+
+static void test_cmdline_edit(void) {
+    const char *line = "ro  quiet kvm-intel.nested=0 -- init";
+    char *out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit(line, "kvm_intel.nested=1 mitigations=off", "quiet", &out));
+    CHECK(out != NULL && strcmp(out, "ro kvm_intel.nested=1 mitigations=off -- init") == 0);
+    nestcore_string_free(out);
+    /* Removal with a value removes only that value. */
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit("a=1 b a=2", NULL, "a=2", &out));
+    CHECK(out != NULL && strcmp(out, "a=1 b") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit("a=1 b a=2", NULL, "a", &out));
+    CHECK(out != NULL && strcmp(out, "b") == 0);
+    nestcore_string_free(out);
+    /* Nothing to do: byte for byte. */
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit(line, NULL, NULL, &out));
+    CHECK(out != NULL && strcmp(out, line) == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit("", "x=\"a b\"", NULL, &out));
+    CHECK(out != NULL && strcmp(out, "x=\"a b\"") == 0);
+    nestcore_string_free(out);
+
+    out = SENTINEL;
+    EXPECT(nestcore_cmdline_edit(NULL, "a", NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`line`"));
+    EXPECT(nestcore_cmdline_edit(line, "a", NULL, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_cmdline_edit("ro \xff", NULL, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`line`"));
+    EXPECT(nestcore_cmdline_edit(line, "\xc3(", NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_cmdline_edit(line, NULL, "\xe2\x82", &out), NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_cmdline_edit(line, "a -- b", NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_cmdline_edit(line, "=1", NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("no name"));
+    EXPECT(nestcore_cmdline_edit("ro x=\"open", "a=1", NULL, &out), NESTCORE_STATUS_PARSE);
+    CHECK(out == NULL);
+}
+
 
 int main(int argc, char **argv) {
     if (argc != 3) {
@@ -1064,6 +1193,8 @@ int main(int argc, char **argv) {
     test_threads();
     test_plan_arguments();
     test_plan_apply(argv[2]);
+    test_kargs();
+    test_cmdline_edit();
     const char *skip_live = getenv("NESTCORE_TEST_SKIP_LIVE");
     if (skip_live != NULL && strcmp(skip_live, "1") == 0) {
         printf("live checks skipped: NESTCORE_TEST_SKIP_LIVE=1\n");
