@@ -13,7 +13,8 @@
  * - No Rust panic crosses into C: a bug is reported as NESTCORE_STATUS_PANIC.
  * - Only nestcore_plan_apply() changes a host, and it writes only under that host's root. Every
  *   other function reads a host (nestcore_check(), nestcore_plan_nested()) or turns text into
- *   text (nestcore_kargs_edit(), nestcore_cmdline_edit()).
+ *   text (nestcore_kargs_edit(), nestcore_cmdline_edit(), nestcore_guest_cpu(),
+ *   nestcore_ensure_nested()).
  *
  * Ownership
  * - Handles (nestcore_host, nestcore_report, nestcore_plan) are made by a _new or producing
@@ -353,6 +354,66 @@ typedef uint32_t nestcore_level;
 #endif // __cplusplus
 
 /**
+ * Whose extension guests get: VT-x (vmx) for Intel, AMD-V (svm) for AMD. Comes in as a
+ * `uint32_t`; another value is NESTCORE_STATUS_INVALID_ARGUMENT.
+ */
+enum nestcore_vendor
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The vendor of the report passed along (an error where there is none).
+   */
+  NESTCORE_VENDOR_FROM_REPORT = 0,
+  /**
+   * Intel (and Zhaoxin/Centaur): vmx, kvm_intel.
+   */
+  NESTCORE_VENDOR_INTEL = 1,
+  /**
+   * AMD (and Hygon): svm, kvm_amd.
+   */
+  NESTCORE_VENDOR_AMD = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nestcore_vendor nestcore_vendor;
+#else
+typedef uint32_t nestcore_vendor;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The form of a guest CPU configuration. Comes in as a `uint32_t`; another value is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ */
+enum nestcore_guest_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A libvirt `<cpu>` element (one line of XML).
+   */
+  NESTCORE_GUEST_FORMAT_LIBVIRT = 0,
+  /**
+   * A QEMU `-cpu` argument ("host", "Skylake-Server,+vmx").
+   */
+  NESTCORE_GUEST_FORMAT_QEMU = 1,
+  /**
+   * nova.conf `[libvirt]` keys (`cpu_mode`, `cpu_models`, `cpu_model_extra_flags`).
+   */
+  NESTCORE_GUEST_FORMAT_NOVA = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nestcore_guest_format nestcore_guest_format;
+#else
+typedef uint32_t nestcore_guest_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A machine to inspect: the live one, or a recorded one (a folder laid out like `/` plus a CPUID
  * dump). Made by `nestcore_host_new_live()` or `nestcore_host_new_root()`, released by
  * `nestcore_host_free()`.
@@ -460,6 +521,64 @@ nestcore_status nestcore_cmdline_edit(const char *line,
                                       const char *args_or_null,
                                       const char *remove_args_or_null,
                                       char **out);
+
+/**
+ * The guest CPU configuration that gives guests VT-x/AMD-V, as `nestcore guest-cpu` prints it
+ * (with a final newline): a libvirt `<cpu>` element, a QEMU `-cpu` argument or nova.conf keys
+ * (`format`, a nestcore_guest_format).
+ *
+ * Without `mode_or_null` and `model_or_null`: the recommendation for guests that stay on one
+ * host (host-passthrough; QEMU `host`). `mode_or_null` is "custom", "host-model",
+ * "host-passthrough" or "maximum"; a `model_or_null` ("Skylake-Server-v4") without a mode means
+ * custom. `features` holds `features_len` strings "POLICY:NAME" (policy force, require,
+ * optional, disable or forbid; NULL allowed when `features_len` is 0). Unless a feature names
+ * the extension, custom and host-model CPUs get `require` of vmx or svm. `topology_or_null` is
+ * "S,C,T", "S,D,C,T" or "S,D,Cl,C,T" (sockets, dies, clusters, cores, threads).
+ *
+ * The extension comes from `vendor` (a nestcore_vendor): NESTCORE_VENDOR_INTEL gives vmx,
+ * NESTCORE_VENDOR_AMD svm, NESTCORE_VENDOR_FROM_REPORT the extension of `report_or_null` (then
+ * required; a report without an x86 vendor is NESTCORE_STATUS_INVALID_ARGUMENT).
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for an unknown vendor, format or mode, a malformed
+ * feature or topology, or a combination that libvirt rejects or the format cannot express
+ * (host-model with a model; `optional` in QEMU; maximum in nova). `*out` receives the text, an
+ * owned string to release with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `report_or_null` must be NULL or a live report; the strings NULL or NUL-terminated;
+ * `features` NULL or `features_len` pointers to NUL-terminated strings; `out` must be NULL (an
+ * error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_guest_cpu(const struct nestcore_report *report_or_null,
+                                   uint32_t vendor,
+                                   uint32_t format,
+                                   const char *mode_or_null,
+                                   const char *model_or_null,
+                                   const char *const *features,
+                                   size_t features_len,
+                                   const char *topology_or_null,
+                                   char **out);
+
+/**
+ * Edits a libvirt domain definition so that its guest gets VT-x/AMD-V (`disable` 0), or no
+ * longer does (`disable` 1), as `nestcore guest-cpu --ensure-nested [--disable]` does: the
+ * `<cpu>` element is added or edited (a `require`/`disable` feature for vmx or svm, by
+ * `vendor`: NESTCORE_VENDOR_INTEL or NESTCORE_VENDOR_AMD), and every other byte of the document
+ * stays as it was.
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for NESTCORE_VENDOR_FROM_REPORT (there is no report
+ * here) or another value, a `disable` other than 0 or 1; NESTCORE_STATUS_PARSE for XML that is
+ * not a domain definition. `*out` receives the edited XML, an owned string to release with
+ * `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `domain_xml` must be NULL (an error) or NUL-terminated; `out` must be NULL (an error) or point
+ * to a writable `char *`.
+ */
+nestcore_status nestcore_ensure_nested(const char *domain_xml,
+                                       uint32_t vendor,
+                                       int disable,
+                                       char **out);
 
 /**
  * Opens the live machine: root `/`, the CPUID instruction (on x86), ioctls on /dev/kvm allowed.

@@ -82,6 +82,36 @@ pub(crate) unsafe fn utf8_opt<'a>(p: *const c_char, name: &str) -> FfiResult<Opt
     unsafe { utf8(p, name) }.map(Some)
 }
 
+/// An array of `len` UTF-8 strings (`features`, ...): NULL is accepted only with `len == 0`, and
+/// every element must be non-NULL.
+///
+/// # Safety
+/// `p` must be NULL or point to `len` pointers, each NULL or a NUL-terminated string, all
+/// unchanged while `'a` lasts.
+pub(crate) unsafe fn utf8_array<'a>(
+    p: *const *const c_char,
+    len: usize,
+    name: &str,
+) -> FfiResult<Vec<&'a str>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(FfiError::new(
+            crate::nestcore_status::NullArgument,
+            format!("Argument `{name}` is NULL but `{name}_len` is {len}"),
+        ));
+    }
+    // SAFETY: non-NULL, and `len` readable pointers by this function's contract.
+    let items = unsafe { std::slice::from_raw_parts(p, len) };
+    items
+        .iter()
+        .enumerate()
+        // SAFETY: each element is NULL or a NUL-terminated string by this function's contract.
+        .map(|(i, &s)| unsafe { utf8(s, &format!("{name}[{i}]")) })
+        .collect()
+}
+
 /// Runs `f` and hands its string to C through `out` as an owned string (NULL on failure): the
 /// shape of every export that turns text into text.
 ///

@@ -23,6 +23,7 @@
 
 mod args;
 mod edit;
+mod guest;
 mod host;
 mod plan;
 mod report;
@@ -32,6 +33,7 @@ use std::ffi::c_char;
 
 pub use args::nestcore_string_free;
 pub use edit::*;
+pub use guest::*;
 pub use host::*;
 pub use plan::*;
 pub use report::*;

@@ -55,6 +55,8 @@ fn header_declares_the_abi_version_and_every_export() {
         "#define NESTCORE_PERSIST_RUNTIME 1",
         "#define NESTCORE_PERSIST_MODPROBE 2",
         "#define NESTCORE_PERSIST_CMDLINE 4",
+        "NESTCORE_VENDOR_AMD = 2",
+        "NESTCORE_GUEST_FORMAT_NOVA = 2",
     ] {
         assert!(h.contains(c), "{c} missing from the header");
     }
@@ -78,6 +80,8 @@ fn header_declares_the_abi_version_and_every_export() {
         "nestcore_plan_apply",
         "nestcore_kargs_edit",
         "nestcore_cmdline_edit",
+        "nestcore_guest_cpu",
+        "nestcore_ensure_nested",
     ] {
         assert!(
             h.contains(&format!(" {f}(")) || h.contains(&format!("*{f}(")),

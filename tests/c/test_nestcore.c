@@ -2,7 +2,7 @@
  * Tests of libnestcore's C ABI through include/nestcore.h: every function, NULL arguments, buffers
  * that are too small, invalid UTF-8, out-of-range integers, a recorded fixture host, the last-error
  * text, several threads at once, a nested-virtualization plan applied to a copy of a recorded
- * host (twice), and the text editors (kernel arguments). Built by scripts/test-c
+ * host (twice), and the text editors (kernel arguments, guest CPUs). Built by scripts/test-c
  * (static, shared, valgrind, ASan).
  *
  * Usage: test_nestcore FIXTURE_DIR ENABLE_FIXTURE_DIR
@@ -1168,6 +1168,170 @@ static void test_cmdline_edit(void) {
     CHECK(out == NULL);
 }
 
+/* ---- Guest CPUs */
+
+static void test_guest_cpu(void) {
+    char *out = NULL;
+    /* The single-host recommendation in all three formats. */
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_LIBVIRT, NULL, NULL, NULL, 0,
+                                 NULL, &out));
+    CHECK(out != NULL && strcmp(out, "<cpu mode='host-passthrough'/>\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_QEMU, NULL, NULL, NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "host\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_NOVA, NULL, NULL, NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "[libvirt]\ncpu_mode = host-passthrough\n") == 0);
+    nestcore_string_free(out);
+
+    /* A named model with features and a topology: require of the vendor's extension is added. */
+    const char *features[] = {"require:pcid", "disable:x2apic"};
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_LIBVIRT, NULL, "EPYC-Rome",
+                                 features, 2, "1,2,2", &out));
+    CHECK(contains(out, "<cpu mode='custom' match='exact' check='partial'>\n"));
+    CHECK(contains(out, "<model fallback='forbid'>EPYC-Rome</model>"));
+    CHECK(contains(out, "<topology sockets='1' cores='2' threads='2'/>"));
+    CHECK(contains(out, "<feature policy='require' name='pcid'/>"));
+    CHECK(contains(out, "<feature policy='disable' name='x2apic'/>"));
+    CHECK(contains(out, "<feature policy='require' name='svm'/>"));
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_QEMU, NULL, "EPYC-Rome", features,
+                                 1, NULL, &out));
+    CHECK(out != NULL && strcmp(out, "EPYC-Rome,pcid=on,svm=on\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_NOVA, NULL, "EPYC-Rome", NULL, 0,
+                                 NULL, &out));
+    CHECK(out != NULL &&
+          strcmp(out, "[libvirt]\ncpu_mode = custom\ncpu_models = EPYC-Rome\ncpu_model_extra_flags = svm\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_LIBVIRT, "host-model", NULL, NULL,
+                                 0, NULL, &out));
+    CHECK(out != NULL && strcmp(out, "<cpu mode='host-model'>\n  <feature policy='require' name='vmx'/>\n</cpu>\n") == 0);
+    nestcore_string_free(out);
+
+    /* From a report: the fixture is Intel, so vmx; a vendor overrides the report's. */
+    nestcore_host *h = NULL;
+    nestcore_report *r = NULL;
+    EXPECT_OK(nestcore_host_new_root(fixture_root, fixture_cpuid, &h));
+    EXPECT_OK(nestcore_check(h, 0, &r));
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(r, NESTCORE_VENDOR_FROM_REPORT, NESTCORE_GUEST_FORMAT_QEMU, NULL, "Skylake-Server",
+                                 NULL, 0, NULL, &out));
+    CHECK(out != NULL && strcmp(out, "Skylake-Server,vmx=on\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(r, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_QEMU, NULL, "EPYC-Rome", NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "EPYC-Rome,svm=on\n") == 0);
+    nestcore_string_free(out);
+    nestcore_report_free(r);
+    nestcore_host_free(h);
+    /* A report without a vendor cannot say: the vendor must be given. */
+    h = NULL;
+    r = NULL;
+    EXPECT_OK(nestcore_host_new_root(tmpdir, NULL, &h));
+    EXPECT_OK(nestcore_check(h, 0, &r));
+    out = SENTINEL;
+    EXPECT(nestcore_guest_cpu(r, NESTCORE_VENDOR_FROM_REPORT, NESTCORE_GUEST_FORMAT_QEMU, NULL, "qemu64", NULL, 0,
+                              NULL, &out),
+           NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("NESTCORE_VENDOR_INTEL"));
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(r, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_QEMU, NULL, "qemu64", NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "qemu64,vmx=on\n") == 0);
+    nestcore_string_free(out);
+    nestcore_report_free(r);
+    nestcore_host_free(h);
+
+    /* Errors. */
+    const uint32_t I = NESTCORE_VENDOR_INTEL, L = NESTCORE_GUEST_FORMAT_LIBVIRT;
+    out = SENTINEL;
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 0, NULL, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_FROM_REPORT, L, NULL, NULL, NULL, 0, NULL, &out),
+           NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`report_or_null` is NULL"));
+    EXPECT(nestcore_guest_cpu(NULL, 3, L, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`vendor`"));
+    EXPECT(nestcore_guest_cpu(NULL, UINT32_MAX, L, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, 3, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`format`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, UINT32_MAX, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 1, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`features` is NULL but `features_len` is 1"));
+    const char *with_null[] = {"require:pcid", NULL};
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "qemu64", with_null, 2, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`features[1]`"));
+    const char *bad_utf8[] = {"require:pc\xff"};
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "qemu64", bad_utf8, 1, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`features[0]`"));
+    const char *bad_policy[] = {"want:pcid"};
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "qemu64", bad_policy, 1, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, "host-\xff", NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`mode_or_null`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "Sky\xc3(", NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`model_or_null`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 0, "1,\xff", &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`topology_or_null`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, L, "weird", NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, "custom", NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 0, "0,1,1", &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, NESTCORE_GUEST_FORMAT_NOVA, "maximum", NULL, NULL, 0, NULL, &out),
+           NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+}
+
+static void test_ensure_nested(void) {
+    const char *domain = "<domain type='kvm'>\n  <name>g</name>\n</domain>\n";
+    char *on = NULL, *off = NULL, *again = NULL;
+    EXPECT_OK(nestcore_ensure_nested(domain, NESTCORE_VENDOR_INTEL, 0, &on));
+    CHECK(on != NULL && strcmp(on, "<domain type='kvm'>\n"
+                                   "  <name>g</name>\n"
+                                   "  <cpu mode='host-model'>\n"
+                                   "    <feature policy='require' name='vmx'/>\n"
+                                   "  </cpu>\n"
+                                   "</domain>\n") == 0);
+    /* Already nested: unchanged. */
+    EXPECT_OK(nestcore_ensure_nested(on, NESTCORE_VENDOR_INTEL, 0, &again));
+    CHECK(again != NULL && on != NULL && strcmp(again, on) == 0);
+    nestcore_string_free(again);
+    EXPECT_OK(nestcore_ensure_nested(on, NESTCORE_VENDOR_INTEL, 1, &off));
+    CHECK(contains(off, "<feature policy='disable' name='vmx'/>"));
+    CHECK(!contains(off, "policy='require' name='vmx'"));
+    CHECK(contains(off, "  <name>g</name>\n"));
+    nestcore_string_free(off);
+    nestcore_string_free(on);
+    on = NULL;
+    EXPECT_OK(nestcore_ensure_nested(domain, NESTCORE_VENDOR_AMD, 0, &on));
+    CHECK(contains(on, "name='svm'"));
+    nestcore_string_free(on);
+
+    char *out = SENTINEL;
+    EXPECT(nestcore_ensure_nested(NULL, NESTCORE_VENDOR_INTEL, 0, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`domain_xml`"));
+    EXPECT(nestcore_ensure_nested(domain, NESTCORE_VENDOR_INTEL, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_ensure_nested("<domain>\xff</domain>", NESTCORE_VENDOR_INTEL, 0, &out),
+           NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_ensure_nested(domain, NESTCORE_VENDOR_FROM_REPORT, 0, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("there is no report"));
+    EXPECT(nestcore_ensure_nested(domain, 3, 0, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_ensure_nested(domain, NESTCORE_VENDOR_INTEL, 2, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`disable` must be 0 or 1"));
+    out = SENTINEL;
+    EXPECT(nestcore_ensure_nested("<domain><name>g</domain>", NESTCORE_VENDOR_INTEL, 0, &out), NESTCORE_STATUS_PARSE);
+    CHECK(out == NULL);
+}
 
 int main(int argc, char **argv) {
     if (argc != 3) {
@@ -1195,6 +1359,8 @@ int main(int argc, char **argv) {
     test_plan_apply(argv[2]);
     test_kargs();
     test_cmdline_edit();
+    test_guest_cpu();
+    test_ensure_nested();
     const char *skip_live = getenv("NESTCORE_TEST_SKIP_LIVE");
     if (skip_live != NULL && strcmp(skip_live, "1") == 0) {
         printf("live checks skipped: NESTCORE_TEST_SKIP_LIVE=1\n");
