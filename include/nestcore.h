@@ -11,10 +11,15 @@
  * - Inputs come first, out-parameters last. NULL where a pointer is required, invalid UTF-8 and
  *   out-of-range integers (flags are 0 or 1, enums are validated) are errors, never crashes.
  * - No Rust panic crosses into C: a bug is reported as NESTCORE_STATUS_PANIC.
+ * - Only nestcore_plan_apply() changes a host, and it writes only under that host's root. Every
+ *   other function reads a host (nestcore_check(), nestcore_plan_nested()) or turns text into
+ *   text (nestcore_kargs_edit(), nestcore_cmdline_edit(), nestcore_guest_cpu(),
+ *   nestcore_ensure_nested()).
  *
  * Ownership
- * - Handles (nestcore_host, nestcore_report) are made by a _new or producing function and
- *   released by the matching _free; freeing NULL does nothing. A report does not borrow its host.
+ * - Handles (nestcore_host, nestcore_report, nestcore_plan) are made by a _new or producing
+ *   function and released by the matching _free; freeing NULL does nothing. A report or a plan
+ *   does not borrow its host.
  * - Every char * this library returns through an out-parameter is owned by the caller and released
  *   with nestcore_string_free() (never free()). const char * returns (nestcore_version(),
  *   nestcore_status_name()) are static and must not be freed.
@@ -49,6 +54,24 @@
  * Compare it with `nestcore_abi_version()` to detect a header/library mismatch.
  */
 #define NESTCORE_ABI_VERSION 1
+
+/**
+ * `persist_flags` bit of `nestcore_plan_nested()`: reload the vendor KVM module now
+ * (`modprobe -r kvm_intel`, then `modprobe kvm_intel nested=1`).
+ */
+#define NESTCORE_PERSIST_RUNTIME 1
+
+/**
+ * `persist_flags` bit of `nestcore_plan_nested()`: write nestcore's drop-in in /etc/modprobe.d
+ * (and regenerate the initramfs when the modules load from it).
+ */
+#define NESTCORE_PERSIST_MODPROBE 2
+
+/**
+ * `persist_flags` bit of `nestcore_plan_nested()`: put `kvm-intel.nested=1` /
+ * `kvm-amd.nested=1` on the kernel command line of every boot loader configuration found.
+ */
+#define NESTCORE_PERSIST_CMDLINE 4
 
 /**
  * The result of every fallible nestcore function.
@@ -331,6 +354,66 @@ typedef uint32_t nestcore_level;
 #endif // __cplusplus
 
 /**
+ * Whose extension guests get: VT-x (vmx) for Intel, AMD-V (svm) for AMD. Comes in as a
+ * `uint32_t`; another value is NESTCORE_STATUS_INVALID_ARGUMENT.
+ */
+enum nestcore_vendor
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The vendor of the report passed along (an error where there is none).
+   */
+  NESTCORE_VENDOR_FROM_REPORT = 0,
+  /**
+   * Intel (and Zhaoxin/Centaur): vmx, kvm_intel.
+   */
+  NESTCORE_VENDOR_INTEL = 1,
+  /**
+   * AMD (and Hygon): svm, kvm_amd.
+   */
+  NESTCORE_VENDOR_AMD = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nestcore_vendor nestcore_vendor;
+#else
+typedef uint32_t nestcore_vendor;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The form of a guest CPU configuration. Comes in as a `uint32_t`; another value is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ */
+enum nestcore_guest_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A libvirt `<cpu>` element (one line of XML).
+   */
+  NESTCORE_GUEST_FORMAT_LIBVIRT = 0,
+  /**
+   * A QEMU `-cpu` argument ("host", "Skylake-Server,+vmx").
+   */
+  NESTCORE_GUEST_FORMAT_QEMU = 1,
+  /**
+   * nova.conf `[libvirt]` keys (`cpu_mode`, `cpu_models`, `cpu_model_extra_flags`).
+   */
+  NESTCORE_GUEST_FORMAT_NOVA = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nestcore_guest_format nestcore_guest_format;
+#else
+typedef uint32_t nestcore_guest_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A machine to inspect: the live one, or a recorded one (a folder laid out like `/` plus a CPUID
  * dump). Made by `nestcore_host_new_live()` or `nestcore_host_new_root()`, released by
  * `nestcore_host_free()`.
@@ -339,6 +422,17 @@ typedef uint32_t nestcore_level;
  * `nestcore_check()` on it), as long as none of them frees it meanwhile.
  */
 typedef struct nestcore_host nestcore_host;
+
+/**
+ * A plan to turn nested virtualization on or off: the actions (files to write, programs to
+ * run), why, when each takes effect, warnings, and blockers. Made by `nestcore_plan_nested()`,
+ * released by `nestcore_plan_free()`. Making a plan changes nothing; only
+ * `nestcore_plan_apply()` does.
+ *
+ * Immutable: any number of threads may read one plan at the same time, as long as none of them
+ * frees it meanwhile. It does not borrow the host it was made from.
+ */
+typedef struct nestcore_plan nestcore_plan;
 
 /**
  * The report of one check: every answer with its evidence, the verdict and its findings. Made by
@@ -373,6 +467,118 @@ const char *nestcore_version(void);
  * afterwards. Strings from other allocators (malloc, strdup) must not be passed.
  */
 void nestcore_string_free(char *s);
+
+/**
+ * Edits the kernel arguments of one boot loader configuration's text, like
+ * `grubby --update-kernel UPDATE_KERNEL --args ARGS --remove-args REMOVE_ARGS` (and
+ * `nestcore kargs`), and returns the edited text. Every byte that does not have to change is
+ * kept. Nothing is read or written: the caller reads and writes the file.
+ *
+ * - `loader`: "grub" (GRUB legacy grub.conf/menu.lst), "grub2" (/etc/default/grub), "bls" (one
+ *   Boot Loader Specification entry), "extlinux" or "kernel-cmdline" (/etc/kernel/cmdline).
+ * - `update_kernel`: "ALL", "DEFAULT", an index list ("0,2"), "TITLE=..." or a kernel path
+ *   (matched relative to `boot_filesystem_or_null`, grubby's `--boot-filesystem`, e.g. "/boot").
+ *   grub2 accepts only ALL and DEFAULT (it applies to every entry).
+ * - `args_or_null`: each argument replaces the first parameter of the same name in place, or is
+ *   appended (names compare with `-` equal to `_`).
+ * - `remove_args_or_null`: `k` removes `k` with any value, `k=v` only where the value is `v`.
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for an unknown loader or `update_kernel`, or a bad
+ * argument list (a bare `--`, an unbalanced quote); NESTCORE_STATUS_PARSE for a configuration
+ * that cannot be edited safely; NESTCORE_STATUS_UNSUPPORTED for what the format cannot express
+ * (one entry of /etc/default/grub). `*out` receives the edited text, an owned string to release
+ * with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * Every string must be NULL or NUL-terminated (`config_text`, `loader` and `update_kernel` must
+ * not be NULL); `out` must be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_kargs_edit(const char *config_text,
+                                    const char *loader,
+                                    const char *update_kernel,
+                                    const char *args_or_null,
+                                    const char *remove_args_or_null,
+                                    const char *boot_filesystem_or_null,
+                                    char **out);
+
+/**
+ * Edits a kernel command line (`/proc/cmdline`, a `linux` line's arguments) with grubby's
+ * semantics: first `args_or_null` (each argument replaces the first not yet replaced parameter
+ * of the same name in place, or is appended before a bare `--`), then `remove_args_or_null`
+ * (`k` removes every `k`, `k=v` every `k` whose value is exactly `v`). Names compare with `-`
+ * equal to `_`; everything not edited is kept byte for byte.
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for an argument list with a bare `--`, an
+ * unbalanced quote or an argument without a name, NESTCORE_STATUS_PARSE when `line` itself has
+ * an unbalanced quote. `*out` receives the edited line, an owned string to release with
+ * `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `line` must be NULL (an error) or NUL-terminated, the others NULL or NUL-terminated; `out` must
+ * be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_cmdline_edit(const char *line,
+                                      const char *args_or_null,
+                                      const char *remove_args_or_null,
+                                      char **out);
+
+/**
+ * The guest CPU configuration that gives guests VT-x/AMD-V, as `nestcore guest-cpu` prints it
+ * (with a final newline): a libvirt `<cpu>` element, a QEMU `-cpu` argument or nova.conf keys
+ * (`format`, a nestcore_guest_format).
+ *
+ * Without `mode_or_null` and `model_or_null`: the recommendation for guests that stay on one
+ * host (host-passthrough; QEMU `host`). `mode_or_null` is "custom", "host-model",
+ * "host-passthrough" or "maximum"; a `model_or_null` ("Skylake-Server-v4") without a mode means
+ * custom. `features` holds `features_len` strings "POLICY:NAME" (policy force, require,
+ * optional, disable or forbid; NULL allowed when `features_len` is 0). Unless a feature names
+ * the extension, custom and host-model CPUs get `require` of vmx or svm. `topology_or_null` is
+ * "S,C,T", "S,D,C,T" or "S,D,Cl,C,T" (sockets, dies, clusters, cores, threads).
+ *
+ * The extension comes from `vendor` (a nestcore_vendor): NESTCORE_VENDOR_INTEL gives vmx,
+ * NESTCORE_VENDOR_AMD svm, NESTCORE_VENDOR_FROM_REPORT the extension of `report_or_null` (then
+ * required; a report without an x86 vendor is NESTCORE_STATUS_INVALID_ARGUMENT).
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for an unknown vendor, format or mode, a malformed
+ * feature or topology, or a combination that libvirt rejects or the format cannot express
+ * (host-model with a model; `optional` in QEMU; maximum in nova). `*out` receives the text, an
+ * owned string to release with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `report_or_null` must be NULL or a live report; the strings NULL or NUL-terminated;
+ * `features` NULL or `features_len` pointers to NUL-terminated strings; `out` must be NULL (an
+ * error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_guest_cpu(const struct nestcore_report *report_or_null,
+                                   uint32_t vendor,
+                                   uint32_t format,
+                                   const char *mode_or_null,
+                                   const char *model_or_null,
+                                   const char *const *features,
+                                   size_t features_len,
+                                   const char *topology_or_null,
+                                   char **out);
+
+/**
+ * Edits a libvirt domain definition so that its guest gets VT-x/AMD-V (`disable` 0), or no
+ * longer does (`disable` 1), as `nestcore guest-cpu --ensure-nested [--disable]` does: the
+ * `<cpu>` element is added or edited (a `require`/`disable` feature for vmx or svm, by
+ * `vendor`: NESTCORE_VENDOR_INTEL or NESTCORE_VENDOR_AMD), and every other byte of the document
+ * stays as it was.
+ *
+ * Fails with NESTCORE_STATUS_INVALID_ARGUMENT for NESTCORE_VENDOR_FROM_REPORT (there is no report
+ * here) or another value, a `disable` other than 0 or 1; NESTCORE_STATUS_PARSE for XML that is
+ * not a domain definition. `*out` receives the edited XML, an owned string to release with
+ * `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `domain_xml` must be NULL (an error) or NUL-terminated; `out` must be NULL (an error) or point
+ * to a writable `char *`.
+ */
+nestcore_status nestcore_ensure_nested(const char *domain_xml,
+                                       uint32_t vendor,
+                                       int disable,
+                                       char **out);
 
 /**
  * Opens the live machine: root `/`, the CPUID instruction (on x86), ioctls on /dev/kvm allowed.
@@ -425,6 +631,178 @@ void nestcore_host_free(struct nestcore_host *host);
  * or point to a writable `int`.
  */
 nestcore_status nestcore_host_is_live(const struct nestcore_host *host, int *out);
+
+/**
+ * Plans nested virtualization on (`want_on` 1) or off (`want_on` 0) for `host`, through the
+ * layers in `persist_flags` (NESTCORE_PERSIST_RUNTIME | NESTCORE_PERSIST_MODPROBE |
+ * NESTCORE_PERSIST_CMDLINE; at least one). With `neutralise_conflicts` 1, conflicting
+ * modprobe.d lines are commented out (or a distribution file overridden in /etc) instead of
+ * being reported as blockers. Nothing on the host changes: see `nestcore_plan_apply()`.
+ *
+ * A plan with nothing to do (the host is already as wanted) is a success:
+ * `nestcore_plan_is_empty()` tells. A plan that cannot be applied as it is (a conflict, no boot
+ * loader configuration found) is also a success: its blockers say why.
+ *
+ * `want_on` and `neutralise_conflicts` must be 0 or 1, `persist_flags` non-zero with only known
+ * bits (NESTCORE_STATUS_INVALID_ARGUMENT otherwise). Fails with NESTCORE_STATUS_UNSUPPORTED when
+ * the vendor module cannot be determined or a runtime reload is impossible (built-in or busy
+ * module: the message points to NESTCORE_PERSIST_CMDLINE), NESTCORE_STATUS_PARSE for a
+ * configuration that cannot be edited safely.
+ *
+ * On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
+ * to NULL.
+ *
+ * # Safety
+ * `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+ * or point to a writable `nestcore_plan *`.
+ */
+nestcore_status nestcore_plan_nested(const struct nestcore_host *host,
+                                     int want_on,
+                                     uint32_t persist_flags,
+                                     int neutralise_conflicts,
+                                     struct nestcore_plan **out);
+
+/**
+ * Releases a plan. NULL is a no-op.
+ *
+ * # Safety
+ * `plan` must be NULL or a plan from this library, not yet freed, and not in use by another
+ * thread; it must not be used afterwards.
+ */
+void nestcore_plan_free(struct nestcore_plan *plan);
+
+/**
+ * 1 when the plan has no action (the host is already as wanted, or everything is blocked), 0
+ * otherwise.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_is_empty(const struct nestcore_plan *plan, int *out);
+
+/**
+ * One sentence: what the plan achieves, or that nothing needs to change. `*out` receives an
+ * owned string to release with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_summary(const struct nestcore_plan *plan, char **out);
+
+/**
+ * The number of actions, in the order `nestcore_plan_apply()` runs them (files first, then
+ * programs).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_actions_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * One line saying what action `index` does ("edit /etc/default/grub: ...", "run `update-grub`:
+ * ..."). `*out` receives an owned string to release with `nestcore_string_free()`. An index at
+ * or past `nestcore_plan_actions_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_action_description(const struct nestcore_plan *plan,
+                                                 size_t index,
+                                                 char **out);
+
+/**
+ * The number of blockers: reasons the plan cannot be applied as it is
+ * (`nestcore_plan_apply()` refuses while there are any).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_blockers_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * Blocker `index`, in one sentence. `*out` receives an owned string to release with
+ * `nestcore_string_free()`. An index at or past `nestcore_plan_blockers_count()` is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_blocker(const struct nestcore_plan *plan, size_t index, char **out);
+
+/**
+ * The number of warnings: what the planner noticed (the evidence for the vendor module,
+ * conflicts the plan overrides, caveats).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_warnings_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * Warning `index`, in one sentence. `*out` receives an owned string to release with
+ * `nestcore_string_free()`. An index at or past `nestcore_plan_warnings_count()` is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_warning(const struct nestcore_plan *plan, size_t index, char **out);
+
+/**
+ * The plan as the text `nestcore enable` prints: summary, numbered actions with unified diffs,
+ * when each takes effect, warnings, blockers. `*out` receives an owned string to release with
+ * `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_render(const struct nestcore_plan *plan, char **out);
+
+/**
+ * The plan as JSON (pretty-printed): the `plan` object of `nestcore enable --json` (`summary`,
+ * `actions` with `kind` and their details, `timeline`, `warnings`, `blockers`, `verify`).
+ * `*out` receives an owned string to release with `nestcore_string_free()` (NULL on failure).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_to_json(const struct nestcore_plan *plan, char **out);
+
+/**
+ * Applies `plan` to `host`: THE ONLY FUNCTION OF THIS LIBRARY THAT CHANGES A HOST. Pass the host
+ * the plan was made for.
+ *
+ * Files are written only under the host's root (`/` for the live host, the folder of a recorded
+ * host): each target is resolved under the root before anything is written, and a symlink that
+ * leads out of it is refused. Each write is atomic, keeps the file's mode and owner, and saves
+ * the first original as `<path>.nestcore-bak`. When a step fails, what was written is restored
+ * and the failure returned.
+ *
+ * Programs (`modprobe`, `update-grub`, `update-initramfs`, `dracut`, ...):
+ * - `defer_commands` 1: none is run; they are listed under `deferred` in the report, for the
+ *   operator to run in that system (in a chroot, or on the real host). The right choice for a
+ *   recorded root.
+ * - `defer_commands` 0: they are run (found in the host's sbin folders, without a shell) on the
+ *   live host; for a recorded host they are refused (NESTCORE_STATUS_UNSUPPORTED, after the
+ *   files written are restored), because they would act on this machine and not on the root.
+ *
+ * A plan with blockers is refused (NESTCORE_STATUS_UNSUPPORTED) and changes nothing. Applying a
+ * plan whose changes are already on the host writes nothing (the files are listed under
+ * `unchanged`).
+ *
+ * On success `*report_json_out` receives what was done as JSON (`written` with `path`, `backup`,
+ * `created`; `unchanged`; `commands` run with their `status`; `deferred`; `rolled_back`;
+ * `verified`), an owned string to release with `nestcore_string_free()`; on failure it is set to
+ * NULL. `defer_commands` must be 0 or 1.
+ *
+ * # Safety
+ * `plan` and `host` must be NULL (an error) or live handles from this library;
+ * `report_json_out` must be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_plan_apply(const struct nestcore_plan *plan,
+                                    const struct nestcore_host *host,
+                                    int defer_commands,
+                                    char **report_json_out);
 
 /**
  * Checks `host`: the CPU, the hypervisor below, KVM and the kernel command line, judged into a

@@ -70,6 +70,67 @@ pub(crate) unsafe fn utf8<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str
     })
 }
 
+/// An optional UTF-8 string argument: NULL is `None`.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string that stays unchanged while `'a` lasts.
+pub(crate) unsafe fn utf8_opt<'a>(p: *const c_char, name: &str) -> FfiResult<Option<&'a str>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, and NUL-terminated by this function's contract.
+    unsafe { utf8(p, name) }.map(Some)
+}
+
+/// An array of `len` UTF-8 strings (`features`, ...): NULL is accepted only with `len == 0`, and
+/// every element must be non-NULL.
+///
+/// # Safety
+/// `p` must be NULL or point to `len` pointers, each NULL or a NUL-terminated string, all
+/// unchanged while `'a` lasts.
+pub(crate) unsafe fn utf8_array<'a>(
+    p: *const *const c_char,
+    len: usize,
+    name: &str,
+) -> FfiResult<Vec<&'a str>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(FfiError::new(
+            crate::nestcore_status::NullArgument,
+            format!("Argument `{name}` is NULL but `{name}_len` is {len}"),
+        ));
+    }
+    // SAFETY: non-NULL, and `len` readable pointers by this function's contract.
+    let items = unsafe { std::slice::from_raw_parts(p, len) };
+    items
+        .iter()
+        .enumerate()
+        // SAFETY: each element is NULL or a NUL-terminated string by this function's contract.
+        .map(|(i, &s)| unsafe { utf8(s, &format!("{name}[{i}]")) })
+        .collect()
+}
+
+/// Runs `f` and hands its string to C through `out` as an owned string (NULL on failure): the
+/// shape of every export that turns text into text.
+///
+/// # Safety
+/// `out` must be NULL (an error) or point to a writable `char *`.
+pub(crate) unsafe fn string_result(
+    out: *mut *mut c_char,
+    f: impl FnOnce() -> FfiResult<String>,
+) -> crate::nestcore_status {
+    crate::status::call(|| {
+        // SAFETY: the caller promises `out` is NULL or writable.
+        let out = unsafe { Out::new_nulled(out, "out") }?;
+        let s = f()?;
+        // SAFETY: non-NULL (checked), writable by the caller's promise.
+        unsafe { out.set(owned_string(&s)) };
+        Ok(())
+    })
+}
+
 /// A boolean flag that comes in as an `int`: only 0 and 1 are accepted, so that a value meant for
 /// a future flags word is not silently read as "true".
 pub(crate) fn flag(value: c_int, name: &str) -> FfiResult<bool> {

@@ -13,20 +13,29 @@
 //!   values are statuses, never crashes;
 //! - no panic crosses the boundary: every export runs in one guard (`status::guard`).
 //!
+//! Only `nestcore_plan_apply()` changes a host; everything else reads a host or turns text into
+//! text.
+//!
 //! New functions are added; existing ones keep their signature and meaning for a given
 //! [`NESTCORE_ABI_VERSION`].
 
 #![allow(non_camel_case_types)] // C type names: nestcore_host, nestcore_status, ...
 
 mod args;
+mod edit;
+mod guest;
 mod host;
+mod plan;
 mod report;
 mod status;
 
 use std::ffi::c_char;
 
 pub use args::nestcore_string_free;
+pub use edit::*;
+pub use guest::*;
 pub use host::*;
+pub use plan::*;
 pub use report::*;
 pub use status::{nestcore_last_error_message, nestcore_status, nestcore_status_name};
 
@@ -58,4 +67,5 @@ const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<nestcore_host>();
     shareable::<nestcore_report>();
+    shareable::<nestcore_plan>();
 };

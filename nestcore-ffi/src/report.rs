@@ -17,7 +17,7 @@ use crate::status::{call, guard, nestcore_status, FfiError, FfiResult};
 /// Immutable: any number of threads may read one report at the same time, as long as none of them
 /// frees it meanwhile. It does not borrow the host it was made from.
 pub struct nestcore_report {
-    report: Report,
+    pub(crate) report: Report,
 }
 
 /// The hardware virtualization extension (`cpu.extension` in the JSON report).

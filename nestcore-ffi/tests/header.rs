@@ -51,6 +51,15 @@ fn committed_header_matches_cbindgen() {
 fn header_declares_the_abi_version_and_every_export() {
     let h = generate();
     assert!(h.contains("#define NESTCORE_ABI_VERSION 1"), "{h}");
+    for c in [
+        "#define NESTCORE_PERSIST_RUNTIME 1",
+        "#define NESTCORE_PERSIST_MODPROBE 2",
+        "#define NESTCORE_PERSIST_CMDLINE 4",
+        "NESTCORE_VENDOR_AMD = 2",
+        "NESTCORE_GUEST_FORMAT_NOVA = 2",
+    ] {
+        assert!(h.contains(c), "{c} missing from the header");
+    }
     for f in [
         "nestcore_abi_version",
         "nestcore_version",
@@ -65,6 +74,14 @@ fn header_declares_the_abi_version_and_every_export() {
         "nestcore_report_to_json",
         "nestcore_report_to_text",
         "nestcore_report_finding_remedy",
+        "nestcore_plan_nested",
+        "nestcore_plan_free",
+        "nestcore_plan_render",
+        "nestcore_plan_apply",
+        "nestcore_kargs_edit",
+        "nestcore_cmdline_edit",
+        "nestcore_guest_cpu",
+        "nestcore_ensure_nested",
     ] {
         assert!(
             h.contains(&format!(" {f}(")) || h.contains(&format!("*{f}(")),

@@ -1,9 +1,14 @@
 /*
  * Tests of libnestcore's C ABI through include/nestcore.h: every function, NULL arguments, buffers
  * that are too small, invalid UTF-8, out-of-range integers, a recorded fixture host, the last-error
- * text, and several threads at once. Built by scripts/test-c (static, shared, valgrind, ASan).
+ * text, several threads at once, a nested-virtualization plan applied to a copy of a recorded
+ * host (twice), and the text editors (kernel arguments, guest CPUs). Built by scripts/test-c
+ * (static, shared, valgrind, ASan).
  *
- * Usage: test_nestcore FIXTURE_DIR   (FIXTURE_DIR holds root/ and cpuid.txt)
+ * Usage: test_nestcore FIXTURE_DIR ENABLE_FIXTURE_DIR
+ *   FIXTURE_DIR holds root/ and cpuid.txt (tests/c/fixtures/intel-nested-off);
+ *   ENABLE_FIXTURE_DIR holds root/, expected/ and plan.txt (tests/fixtures/enable/debian-grub2),
+ *   whose root/ is copied into a temporary folder before the plan is applied.
  * Set NESTCORE_TEST_SKIP_LIVE=1 to skip the checks of the live machine.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -11,6 +16,7 @@
 #include "nestcore.h"
 
 #include <limits.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -18,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static atomic_int passed;
@@ -564,9 +571,771 @@ static void test_threads(void) {
     nestcore_host_free(h);
 }
 
+/* ---- Files and folders for the plan tests (the test harness may copy; the library never does) */
+
+/* The whole content of `path`, malloc'd and NUL-terminated, or NULL when it cannot be read. */
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+        if (cap - len - 1 == 0) {
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+static int write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        return -1;
+    }
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Copies the tree at `from` to `to` (which must not exist): folders, regular files with their
+ * mode, symlinks as symlinks. 0 on success. */
+static int copy_tree(const char *from, const char *to) {
+    struct stat st;
+    if (lstat(from, &st) != 0) {
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(from, target, sizeof target - 1);
+        if (n < 0) {
+            return -1;
+        }
+        target[n] = '\0';
+        return symlink(target, to);
+    }
+    if (S_ISREG(st.st_mode)) {
+        FILE *in = fopen(from, "rb");
+        FILE *out = in != NULL ? fopen(to, "wb") : NULL;
+        int rc = in != NULL && out != NULL ? 0 : -1;
+        char buf[4096];
+        size_t n;
+        while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0) {
+            if (fwrite(buf, 1, n, out) != n) {
+                rc = -1;
+            }
+        }
+        if (in != NULL && ferror(in)) {
+            rc = -1;
+        }
+        if (out != NULL && fclose(out) != 0) {
+            rc = -1;
+        }
+        if (in != NULL) {
+            fclose(in);
+        }
+        return rc == 0 ? chmod(to, st.st_mode & 07777) : rc;
+    }
+    if (!S_ISDIR(st.st_mode) || mkdir(to, 0755) != 0) {
+        return -1;
+    }
+    DIR *d = opendir(from);
+    if (d == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        char a[PATH_MAX], b[PATH_MAX];
+        if (snprintf(a, sizeof a, "%s/%s", from, e->d_name) >= (int)sizeof a ||
+            snprintf(b, sizeof b, "%s/%s", to, e->d_name) >= (int)sizeof b) {
+            rc = -1;
+            break;
+        }
+        rc = copy_tree(a, b);
+    }
+    closedir(d);
+    return rc == 0 ? chmod(to, st.st_mode & 07777) : rc;
+}
+
+/* Removes the tree at `path` (symlinks are removed, not followed). 0 on success. */
+static int remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return unlink(path);
+    }
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", path, e->d_name) >= (int)sizeof p || remove_tree(p) != 0) {
+            rc = -1;
+        }
+    }
+    closedir(d);
+    return rc == 0 ? rmdir(path) : rc;
+}
+
+/* The number of regular files under `dir` whose content differs in `other` (or is missing
+ * there), reporting each; `*count` receives the number of files compared. */
+static int tree_differences(const char *dir, const char *other, int *count) {
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fprintf(stderr, "cannot open %s\n", dir);
+        return 1;
+    }
+    int diffs = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        char a[PATH_MAX], b[PATH_MAX];
+        struct stat st;
+        if (snprintf(a, sizeof a, "%s/%s", dir, e->d_name) >= (int)sizeof a ||
+            snprintf(b, sizeof b, "%s/%s", other, e->d_name) >= (int)sizeof b || lstat(a, &st) != 0) {
+            diffs++;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            diffs += tree_differences(a, b, count);
+        } else if (S_ISREG(st.st_mode)) {
+            char *x = read_file(a), *y = read_file(b);
+            (*count)++;
+            if (x == NULL || y == NULL || strcmp(x, y) != 0) {
+                fprintf(stderr, "%s differs from %s\n", b, a);
+                diffs++;
+            }
+            free(x);
+            free(y);
+        }
+    }
+    closedir(d);
+    return diffs;
+}
+
+/* ---- Plans */
+
+/* Every plan accessor rejects a NULL plan and a NULL out-parameter, and indexes out of range. */
+static void test_plan_accessor_nulls(const nestcore_plan *p) {
+    char *s = SENTINEL;
+    int i = 7;
+    size_t n = 7;
+
+    EXPECT(nestcore_plan_is_empty(NULL, &i), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_is_empty(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(i == 7);
+    EXPECT(nestcore_plan_actions_count(NULL, &n), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_actions_count(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_blockers_count(NULL, &n), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_blockers_count(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_warnings_count(NULL, &n), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_warnings_count(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(n == 7);
+
+    typedef nestcore_status (*string_fn)(const nestcore_plan *, char **);
+    string_fn string_fns[] = {nestcore_plan_summary, nestcore_plan_render, nestcore_plan_to_json};
+    for (size_t k = 0; k < sizeof string_fns / sizeof string_fns[0]; k++) {
+        s = SENTINEL;
+        EXPECT(string_fns[k](NULL, &s), NESTCORE_STATUS_NULL_ARGUMENT);
+        CHECK(s == NULL);
+        CHECK(last_error_contains("`plan`"));
+        EXPECT(string_fns[k](p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    }
+    typedef nestcore_status (*index_fn)(const nestcore_plan *, size_t, char **);
+    index_fn index_fns[] = {nestcore_plan_action_description, nestcore_plan_blocker, nestcore_plan_warning};
+    for (size_t k = 0; k < sizeof index_fns / sizeof index_fns[0]; k++) {
+        s = SENTINEL;
+        EXPECT(index_fns[k](NULL, 0, &s), NESTCORE_STATUS_NULL_ARGUMENT);
+        CHECK(s == NULL);
+        EXPECT(index_fns[k](p, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+        s = SENTINEL;
+        EXPECT(index_fns[k](p, 1000, &s), NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(s == NULL);
+        CHECK(last_error_contains("out of range"));
+        EXPECT(index_fns[k](p, SIZE_MAX, &s), NESTCORE_STATUS_INVALID_ARGUMENT);
+    }
+}
+
+static void test_plan_arguments(void) {
+    char empty[PATH_MAX + 32], blocked[PATH_MAX + 32], path[PATH_MAX + 64];
+    nestcore_host *h = NULL;
+    nestcore_plan *p = SENTINEL;
+    const uint32_t mc = NESTCORE_PERSIST_MODPROBE | NESTCORE_PERSIST_CMDLINE;
+
+    /* A root whose CPU vendor cannot be told. */
+    snprintf(empty, sizeof empty, "%s/empty-root", tmpdir);
+    CHECK(mkdir(empty, 0755) == 0);
+    EXPECT_OK(nestcore_host_new_root(empty, NULL, &h));
+
+    EXPECT(nestcore_plan_nested(NULL, 1, mc, 0, &p), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(p == NULL);
+    CHECK(last_error_contains("`host`"));
+    EXPECT(nestcore_plan_nested(h, 1, mc, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    p = SENTINEL;
+    EXPECT(nestcore_plan_nested(h, 2, mc, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+    CHECK(last_error_contains("`want_on` must be 0 or 1, not 2"));
+    EXPECT(nestcore_plan_nested(h, -1, mc, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_plan_nested(h, 1, mc, 2, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`neutralise_conflicts`"));
+    EXPECT(nestcore_plan_nested(h, 1, 0, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`persist_flags` is 0"));
+    EXPECT(nestcore_plan_nested(h, 1, 8, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("unknown bits 0x8"));
+    EXPECT(nestcore_plan_nested(h, 1, UINT32_MAX, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+    /* Valid arguments, but no vendor module to plan for. */
+    p = SENTINEL;
+    EXPECT(nestcore_plan_nested(h, 1, mc, 0, &p), NESTCORE_STATUS_UNSUPPORTED);
+    CHECK(p == NULL);
+    nestcore_host_free(h);
+    h = NULL;
+
+    /* An Intel root without any boot loader configuration: a plan with a blocker. */
+    snprintf(blocked, sizeof blocked, "%s/blocked-root", tmpdir);
+    snprintf(path, sizeof path, "%s/proc", blocked);
+    CHECK(mkdir(blocked, 0755) == 0 && mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/proc/cpuinfo", blocked);
+    CHECK(write_file(path, "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: vmx\n") == 0);
+    EXPECT_OK(nestcore_host_new_root(blocked, NULL, &h));
+    p = NULL;
+    EXPECT_OK(nestcore_plan_nested(h, 1, NESTCORE_PERSIST_CMDLINE, 0, &p));
+    CHECK(p != NULL);
+    if (p != NULL) {
+        size_t n = 0;
+        EXPECT_OK(nestcore_plan_blockers_count(p, &n));
+        CHECK(n == 1);
+        char *b = NULL;
+        EXPECT_OK(nestcore_plan_blocker(p, 0, &b));
+        CHECK(contains(b, "No boot loader configuration found"));
+        nestcore_string_free(b);
+        char *text = NULL;
+        EXPECT_OK(nestcore_plan_render(p, &text));
+        CHECK(contains(text, "blocked: No boot loader configuration found"));
+        nestcore_string_free(text);
+        int is_empty = -1;
+        EXPECT_OK(nestcore_plan_is_empty(p, &is_empty));
+        CHECK(is_empty == 1);
+        /* A blocked plan is refused and changes nothing. */
+        char *json = SENTINEL;
+        EXPECT(nestcore_plan_apply(p, h, 1, &json), NESTCORE_STATUS_UNSUPPORTED);
+        CHECK(json == NULL);
+        CHECK(last_error_contains("blocked"));
+        /* apply's own arguments. */
+        json = SENTINEL;
+        EXPECT(nestcore_plan_apply(NULL, h, 1, &json), NESTCORE_STATUS_NULL_ARGUMENT);
+        CHECK(json == NULL);
+        CHECK(last_error_contains("`plan`"));
+        EXPECT(nestcore_plan_apply(p, NULL, 1, &json), NESTCORE_STATUS_NULL_ARGUMENT);
+        CHECK(last_error_contains("`host`"));
+        EXPECT(nestcore_plan_apply(p, h, 1, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+        CHECK(last_error_contains("`report_json_out`"));
+        json = SENTINEL;
+        EXPECT(nestcore_plan_apply(p, h, 2, &json), NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(json == NULL);
+        CHECK(last_error_contains("`defer_commands` must be 0 or 1"));
+        EXPECT(nestcore_plan_apply(p, h, -1, &json), NESTCORE_STATUS_INVALID_ARGUMENT);
+        test_plan_accessor_nulls(p);
+    }
+    nestcore_plan_free(p);
+    nestcore_plan_free(NULL);
+    nestcore_host_free(h);
+    CHECK(remove_tree(empty) == 0);
+    CHECK(remove_tree(blocked) == 0);
+}
+
+/* `dir` is tests/fixtures/enable/debian-grub2: root/ (an Intel Debian host, kvm_intel nested=N,
+ * GRUB 2), expected/ (the root after `nestcore enable --persist modprobe,cmdline --apply`) and
+ * plan.txt (the rendered plan and the apply summary). */
+static void test_plan_apply(const char *dir) {
+    char src[PATH_MAX], expected[PATH_MAX], root[PATH_MAX + 32], path[PATH_MAX + 96];
+    snprintf(src, sizeof src, "%s/root", dir);
+    snprintf(expected, sizeof expected, "%s/expected", dir);
+    snprintf(root, sizeof root, "%s/enable-root", tmpdir);
+    CHECK(copy_tree(src, root) == 0);
+    snprintf(path, sizeof path, "%s/etc/default/grub", root);
+    char *grub_before = read_file(path);
+    CHECK(contains(grub_before, "kvm_intel.nested=0"));
+
+    nestcore_host *h = NULL;
+    nestcore_plan *p = NULL;
+    EXPECT_OK(nestcore_host_new_root(root, NULL, &h));
+    EXPECT_OK(nestcore_plan_nested(h, 1, NESTCORE_PERSIST_MODPROBE | NESTCORE_PERSIST_CMDLINE, 0, &p));
+    if (p == NULL) {
+        nestcore_host_free(h);
+        free(grub_before);
+        return;
+    }
+
+    int is_empty = -1;
+    EXPECT_OK(nestcore_plan_is_empty(p, &is_empty));
+    CHECK(is_empty == 0);
+    size_t actions = 0, blockers = 9, warnings = 0;
+    EXPECT_OK(nestcore_plan_actions_count(p, &actions));
+    CHECK(actions == 5);
+    EXPECT_OK(nestcore_plan_blockers_count(p, &blockers));
+    CHECK(blockers == 0);
+    char *s = SENTINEL;
+    EXPECT(nestcore_plan_blocker(p, 0, &s), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(s == NULL);
+    EXPECT_OK(nestcore_plan_warnings_count(p, &warnings));
+    CHECK(warnings >= 1);
+    int saw_vendor = 0;
+    for (size_t i = 0; i < warnings; i++) {
+        EXPECT_OK(nestcore_plan_warning(p, i, &s));
+        CHECK(s != NULL && s[0] != '\0');
+        saw_vendor |= contains(s, "kvm_intel chosen from /proc/cpuinfo");
+        nestcore_string_free(s);
+    }
+    CHECK(saw_vendor);
+    EXPECT_OK(nestcore_plan_summary(p, &s));
+    CHECK(contains(s, "Turn kvm_intel nested on"));
+    nestcore_string_free(s);
+    for (size_t i = 0; i < actions; i++) {
+        s = NULL;
+        EXPECT_OK(nestcore_plan_action_description(p, i, &s));
+        CHECK(s != NULL && s[0] != '\0');
+        if (i == 0) {
+            CHECK(contains(s, "create /etc/modprobe.d/nestcore-kvm.conf"));
+        }
+        if (i == actions - 1) {
+            CHECK(contains(s, "run `update-grub`"));
+        }
+        nestcore_string_free(s);
+    }
+
+    /* The text is what `nestcore enable` prints: the golden plan.txt without its apply line. */
+    char *render = NULL;
+    EXPECT_OK(nestcore_plan_render(p, &render));
+    snprintf(path, sizeof path, "%s/plan.txt", dir);
+    char *golden = read_file(path);
+    CHECK(golden != NULL && render != NULL);
+    if (golden != NULL && render != NULL) {
+        size_t len = strlen(render);
+        CHECK(strncmp(golden, render, len) == 0);
+        CHECK(strcmp(golden + (strlen(golden) >= len ? len : 0), "\napplied: 3 written, 0 unchanged\n") == 0);
+    }
+    free(golden);
+    nestcore_string_free(render);
+
+    char *json = NULL;
+    EXPECT_OK(nestcore_plan_to_json(p, &json));
+    CHECK(contains(json, "\"kind\": \"write_file\""));
+    CHECK(contains(json, "\"kind\": \"run\""));
+    CHECK(contains(json, "\"blockers\": []"));
+    CHECK(contains(json, "kvm-intel.nested=1"));
+    nestcore_string_free(json);
+
+    /* Programs are not run for a recorded root: with defer_commands=0 apply fails on the first
+     * program and restores what it wrote. */
+    json = SENTINEL;
+    EXPECT(nestcore_plan_apply(p, h, 0, &json), NESTCORE_STATUS_UNSUPPORTED);
+    CHECK(json == NULL);
+    nestcore_string_free(json); /* NULL unless the check above failed */
+    CHECK(last_error_contains("recorded host"));
+    snprintf(path, sizeof path, "%s/etc/default/grub", root);
+    char *grub_now = read_file(path);
+    CHECK(grub_now != NULL && grub_before != NULL && strcmp(grub_now, grub_before) == 0);
+    free(grub_now);
+    snprintf(path, sizeof path, "%s/etc/modprobe.d/nestcore-kvm.conf", root);
+    CHECK(!exists(path));
+
+    /* Deferred: the files are written, the programs listed. */
+    json = NULL;
+    EXPECT_OK(nestcore_plan_apply(p, h, 1, &json));
+    CHECK(contains(json, "\"deferred\": ["));
+    CHECK(contains(json, "\"program\": \"update-grub\""));
+    CHECK(contains(json, "\"backup\": \"/etc/default/grub.nestcore-bak\""));
+    CHECK(contains(json, "\"unchanged\": []"));
+    nestcore_string_free(json);
+    snprintf(path, sizeof path, "%s/etc/default/grub", root);
+    grub_now = read_file(path);
+    CHECK(contains(grub_now, "GRUB_CMDLINE_LINUX=\"console=ttyS0,115200n8 kvm-intel.nested=1\""));
+    CHECK(!contains(grub_now, "kvm_intel.nested=0"));
+    free(grub_now);
+    snprintf(path, sizeof path, "%s/etc/default/grub.nestcore-bak", root);
+    char *backup = read_file(path);
+    CHECK(backup != NULL && grub_before != NULL && strcmp(backup, grub_before) == 0);
+    free(backup);
+    snprintf(path, sizeof path, "%s/etc/modprobe.d/nestcore-kvm.conf", root);
+    char *conf = read_file(path);
+    CHECK(contains(conf, "options kvm_intel nested=1"));
+    free(conf);
+    int compared = 0;
+    CHECK(tree_differences(expected, root, &compared) == 0);
+    CHECK(compared >= 10);
+
+    /* Applied again: nothing is written, the files are listed as unchanged. */
+    json = NULL;
+    EXPECT_OK(nestcore_plan_apply(p, h, 1, &json));
+    CHECK(contains(json, "\"written\": []"));
+    CHECK(contains(json, "\"/etc/default/grub\""));
+    nestcore_string_free(json);
+    compared = 0;
+    CHECK(tree_differences(expected, root, &compared) == 0);
+    nestcore_plan_free(p);
+
+    /* Planned again on the changed root: nothing to do. */
+    p = NULL;
+    EXPECT_OK(nestcore_plan_nested(h, 1, NESTCORE_PERSIST_MODPROBE | NESTCORE_PERSIST_CMDLINE, 0, &p));
+    is_empty = -1;
+    EXPECT_OK(nestcore_plan_is_empty(p, &is_empty));
+    CHECK(is_empty == 1);
+    EXPECT_OK(nestcore_plan_summary(p, &s));
+    CHECK(contains(s, "nothing to do"));
+    nestcore_string_free(s);
+    json = NULL;
+    EXPECT_OK(nestcore_plan_apply(p, h, 1, &json));
+    CHECK(contains(json, "\"written\": []"));
+    nestcore_string_free(json);
+    compared = 0;
+    CHECK(tree_differences(expected, root, &compared) == 0);
+    nestcore_plan_free(p);
+
+    /* Off again, through the modprobe drop-in only: the plan rewrites nestcore's own file. */
+    p = NULL;
+    EXPECT_OK(nestcore_plan_nested(h, 0, NESTCORE_PERSIST_MODPROBE, 1, &p));
+    EXPECT_OK(nestcore_plan_actions_count(p, &actions));
+    CHECK(actions >= 1);
+    nestcore_plan_free(p);
+
+    nestcore_host_free(h);
+    free(grub_before);
+    CHECK(remove_tree(root) == 0);
+}
+
+/* ---- Kernel command lines and boot loader configurations */
+
+static const char GRUB_LEGACY[] = "default=0\n"
+                                  "timeout=5\n"
+                                  "title Linux 1\n"
+                                  "\troot (hd0,0)\n"
+                                  "\tkernel /vmlinuz-1 ro root=/dev/sda1 quiet\n"
+                                  "\tinitrd /initrd-1\n"
+                                  "title Linux 2\n"
+                                  "\troot (hd0,0)\n"
+                                  "\tkernel /vmlinuz-2 ro root=/dev/sda1 quiet\n";
+
+static void test_kargs(void) {
+    char *out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "kvm-intel.nested=1", "quiet", NULL, &out));
+    CHECK(out != NULL && strcmp(out, "default=0\n"
+                                     "timeout=5\n"
+                                     "title Linux 1\n"
+                                     "\troot (hd0,0)\n"
+                                     "\tkernel /vmlinuz-1 ro root=/dev/sda1 kvm-intel.nested=1\n"
+                                     "\tinitrd /initrd-1\n"
+                                     "title Linux 2\n"
+                                     "\troot (hd0,0)\n"
+                                     "\tkernel /vmlinuz-2 ro root=/dev/sda1 kvm-intel.nested=1\n") == 0);
+    /* The same edit again changes nothing; replacing a value works in place. */
+    char *again = NULL;
+    EXPECT_OK(nestcore_kargs_edit(out, "grub", "ALL", "kvm-intel.nested=1", "quiet", NULL, &again));
+    CHECK(again != NULL && out != NULL && strcmp(again, out) == 0);
+    nestcore_string_free(again);
+    EXPECT_OK(nestcore_kargs_edit(out, "grub", "ALL", "kvm_intel.nested=0", NULL, NULL, &again));
+    CHECK(contains(again, "root=/dev/sda1 kvm_intel.nested=0\n\tinitrd"));
+    CHECK(!contains(again, "nested=1"));
+    nestcore_string_free(again);
+    nestcore_string_free(out);
+
+    /* One kernel by path, relative to the boot file system; DEFAULT is entry 0. */
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "/boot/vmlinuz-2", "kvm-amd.nested=1", NULL, "/boot", &out));
+    CHECK(contains(out, "vmlinuz-1 ro root=/dev/sda1 quiet\n"));
+    CHECK(contains(out, "vmlinuz-2 ro root=/dev/sda1 quiet kvm-amd.nested=1\n"));
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "DEFAULT", "x=\"a b\"", NULL, NULL, &out));
+    CHECK(contains(out, "vmlinuz-1 ro root=/dev/sda1 quiet x=\"a b\"\n"));
+    CHECK(contains(out, "vmlinuz-2 ro root=/dev/sda1 quiet\n"));
+    nestcore_string_free(out);
+    /* No edit at all: the text comes back as it was. */
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", NULL, NULL, NULL, &out));
+    CHECK(out != NULL && strcmp(out, GRUB_LEGACY) == 0);
+    nestcore_string_free(out);
+    /* GRUB 2's /etc/default/grub. */
+    out = NULL;
+    EXPECT_OK(nestcore_kargs_edit("GRUB_CMDLINE_LINUX=\"quiet\"\n", "grub2", "ALL", "kvm-intel.nested=1", NULL,
+                                  NULL, &out));
+    CHECK(contains(out, "GRUB_CMDLINE_LINUX=\"quiet kvm-intel.nested=1\"\n"));
+    nestcore_string_free(out);
+
+    /* Errors. */
+    out = SENTINEL;
+    EXPECT(nestcore_kargs_edit(NULL, "grub", "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`config_text`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, NULL, "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`loader`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", NULL, "a", NULL, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`update_kernel`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a", NULL, NULL, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    out = SENTINEL;
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a=\xff", NULL, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`args_or_null`"));
+    EXPECT(nestcore_kargs_edit("title \xc3(\n", "grub", "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", NULL, "q\xfe", NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`remove_args_or_null`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "/vmlinuz-1", "a", NULL, "/bo\xffot", &out),
+           NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`boot_filesystem_or_null`"));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "lilo", "ALL", "a", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "", "a", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a --", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("bare \"--\""));
+    EXPECT(nestcore_kargs_edit(GRUB_LEGACY, "grub", "ALL", "a=\"b", NULL, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_kargs_edit("GRUB_CMDLINE_LINUX=\"\"\n", "grub2", "0", "a", NULL, NULL, &out),
+           NESTCORE_STATUS_UNSUPPORTED);
+    CHECK(out == NULL);
+}
+
+static void test_cmdline_edit(void) {
+    const char *line = "ro  quiet kvm-intel.nested=0 -- init";
+    char *out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit(line, "kvm_intel.nested=1 mitigations=off", "quiet", &out));
+    CHECK(out != NULL && strcmp(out, "ro kvm_intel.nested=1 mitigations=off -- init") == 0);
+    nestcore_string_free(out);
+    /* Removal with a value removes only that value. */
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit("a=1 b a=2", NULL, "a=2", &out));
+    CHECK(out != NULL && strcmp(out, "a=1 b") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit("a=1 b a=2", NULL, "a", &out));
+    CHECK(out != NULL && strcmp(out, "b") == 0);
+    nestcore_string_free(out);
+    /* Nothing to do: byte for byte. */
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit(line, NULL, NULL, &out));
+    CHECK(out != NULL && strcmp(out, line) == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_cmdline_edit("", "x=\"a b\"", NULL, &out));
+    CHECK(out != NULL && strcmp(out, "x=\"a b\"") == 0);
+    nestcore_string_free(out);
+
+    out = SENTINEL;
+    EXPECT(nestcore_cmdline_edit(NULL, "a", NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`line`"));
+    EXPECT(nestcore_cmdline_edit(line, "a", NULL, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_cmdline_edit("ro \xff", NULL, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`line`"));
+    EXPECT(nestcore_cmdline_edit(line, "\xc3(", NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_cmdline_edit(line, NULL, "\xe2\x82", &out), NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_cmdline_edit(line, "a -- b", NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_cmdline_edit(line, "=1", NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("no name"));
+    EXPECT(nestcore_cmdline_edit("ro x=\"open", "a=1", NULL, &out), NESTCORE_STATUS_PARSE);
+    CHECK(out == NULL);
+}
+
+/* ---- Guest CPUs */
+
+static void test_guest_cpu(void) {
+    char *out = NULL;
+    /* The single-host recommendation in all three formats. */
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_LIBVIRT, NULL, NULL, NULL, 0,
+                                 NULL, &out));
+    CHECK(out != NULL && strcmp(out, "<cpu mode='host-passthrough'/>\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_QEMU, NULL, NULL, NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "host\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_NOVA, NULL, NULL, NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "[libvirt]\ncpu_mode = host-passthrough\n") == 0);
+    nestcore_string_free(out);
+
+    /* A named model with features and a topology: require of the vendor's extension is added. */
+    const char *features[] = {"require:pcid", "disable:x2apic"};
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_LIBVIRT, NULL, "EPYC-Rome",
+                                 features, 2, "1,2,2", &out));
+    CHECK(contains(out, "<cpu mode='custom' match='exact' check='partial'>\n"));
+    CHECK(contains(out, "<model fallback='forbid'>EPYC-Rome</model>"));
+    CHECK(contains(out, "<topology sockets='1' cores='2' threads='2'/>"));
+    CHECK(contains(out, "<feature policy='require' name='pcid'/>"));
+    CHECK(contains(out, "<feature policy='disable' name='x2apic'/>"));
+    CHECK(contains(out, "<feature policy='require' name='svm'/>"));
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_QEMU, NULL, "EPYC-Rome", features,
+                                 1, NULL, &out));
+    CHECK(out != NULL && strcmp(out, "EPYC-Rome,pcid=on,svm=on\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_NOVA, NULL, "EPYC-Rome", NULL, 0,
+                                 NULL, &out));
+    CHECK(out != NULL &&
+          strcmp(out, "[libvirt]\ncpu_mode = custom\ncpu_models = EPYC-Rome\ncpu_model_extra_flags = svm\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_LIBVIRT, "host-model", NULL, NULL,
+                                 0, NULL, &out));
+    CHECK(out != NULL && strcmp(out, "<cpu mode='host-model'>\n  <feature policy='require' name='vmx'/>\n</cpu>\n") == 0);
+    nestcore_string_free(out);
+
+    /* From a report: the fixture is Intel, so vmx; a vendor overrides the report's. */
+    nestcore_host *h = NULL;
+    nestcore_report *r = NULL;
+    EXPECT_OK(nestcore_host_new_root(fixture_root, fixture_cpuid, &h));
+    EXPECT_OK(nestcore_check(h, 0, &r));
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(r, NESTCORE_VENDOR_FROM_REPORT, NESTCORE_GUEST_FORMAT_QEMU, NULL, "Skylake-Server",
+                                 NULL, 0, NULL, &out));
+    CHECK(out != NULL && strcmp(out, "Skylake-Server,vmx=on\n") == 0);
+    nestcore_string_free(out);
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(r, NESTCORE_VENDOR_AMD, NESTCORE_GUEST_FORMAT_QEMU, NULL, "EPYC-Rome", NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "EPYC-Rome,svm=on\n") == 0);
+    nestcore_string_free(out);
+    nestcore_report_free(r);
+    nestcore_host_free(h);
+    /* A report without a vendor cannot say: the vendor must be given. */
+    h = NULL;
+    r = NULL;
+    EXPECT_OK(nestcore_host_new_root(tmpdir, NULL, &h));
+    EXPECT_OK(nestcore_check(h, 0, &r));
+    out = SENTINEL;
+    EXPECT(nestcore_guest_cpu(r, NESTCORE_VENDOR_FROM_REPORT, NESTCORE_GUEST_FORMAT_QEMU, NULL, "qemu64", NULL, 0,
+                              NULL, &out),
+           NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("NESTCORE_VENDOR_INTEL"));
+    out = NULL;
+    EXPECT_OK(nestcore_guest_cpu(r, NESTCORE_VENDOR_INTEL, NESTCORE_GUEST_FORMAT_QEMU, NULL, "qemu64", NULL, 0, NULL,
+                                 &out));
+    CHECK(out != NULL && strcmp(out, "qemu64,vmx=on\n") == 0);
+    nestcore_string_free(out);
+    nestcore_report_free(r);
+    nestcore_host_free(h);
+
+    /* Errors. */
+    const uint32_t I = NESTCORE_VENDOR_INTEL, L = NESTCORE_GUEST_FORMAT_LIBVIRT;
+    out = SENTINEL;
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 0, NULL, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, NESTCORE_VENDOR_FROM_REPORT, L, NULL, NULL, NULL, 0, NULL, &out),
+           NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`report_or_null` is NULL"));
+    EXPECT(nestcore_guest_cpu(NULL, 3, L, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`vendor`"));
+    EXPECT(nestcore_guest_cpu(NULL, UINT32_MAX, L, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, 3, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`format`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, UINT32_MAX, NULL, NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 1, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`features` is NULL but `features_len` is 1"));
+    const char *with_null[] = {"require:pcid", NULL};
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "qemu64", with_null, 2, NULL, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(last_error_contains("`features[1]`"));
+    const char *bad_utf8[] = {"require:pc\xff"};
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "qemu64", bad_utf8, 1, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`features[0]`"));
+    const char *bad_policy[] = {"want:pcid"};
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "qemu64", bad_policy, 1, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, "host-\xff", NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`mode_or_null`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, "Sky\xc3(", NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`model_or_null`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 0, "1,\xff", &out), NESTCORE_STATUS_INVALID_UTF8);
+    CHECK(last_error_contains("`topology_or_null`"));
+    EXPECT(nestcore_guest_cpu(NULL, I, L, "weird", NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, "custom", NULL, NULL, 0, NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, L, NULL, NULL, NULL, 0, "0,1,1", &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guest_cpu(NULL, I, NESTCORE_GUEST_FORMAT_NOVA, "maximum", NULL, NULL, 0, NULL, &out),
+           NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+}
+
+static void test_ensure_nested(void) {
+    const char *domain = "<domain type='kvm'>\n  <name>g</name>\n</domain>\n";
+    char *on = NULL, *off = NULL, *again = NULL;
+    EXPECT_OK(nestcore_ensure_nested(domain, NESTCORE_VENDOR_INTEL, 0, &on));
+    CHECK(on != NULL && strcmp(on, "<domain type='kvm'>\n"
+                                   "  <name>g</name>\n"
+                                   "  <cpu mode='host-model'>\n"
+                                   "    <feature policy='require' name='vmx'/>\n"
+                                   "  </cpu>\n"
+                                   "</domain>\n") == 0);
+    /* Already nested: unchanged. */
+    EXPECT_OK(nestcore_ensure_nested(on, NESTCORE_VENDOR_INTEL, 0, &again));
+    CHECK(again != NULL && on != NULL && strcmp(again, on) == 0);
+    nestcore_string_free(again);
+    EXPECT_OK(nestcore_ensure_nested(on, NESTCORE_VENDOR_INTEL, 1, &off));
+    CHECK(contains(off, "<feature policy='disable' name='vmx'/>"));
+    CHECK(!contains(off, "policy='require' name='vmx'"));
+    CHECK(contains(off, "  <name>g</name>\n"));
+    nestcore_string_free(off);
+    nestcore_string_free(on);
+    on = NULL;
+    EXPECT_OK(nestcore_ensure_nested(domain, NESTCORE_VENDOR_AMD, 0, &on));
+    CHECK(contains(on, "name='svm'"));
+    nestcore_string_free(on);
+
+    char *out = SENTINEL;
+    EXPECT(nestcore_ensure_nested(NULL, NESTCORE_VENDOR_INTEL, 0, &out), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("`domain_xml`"));
+    EXPECT(nestcore_ensure_nested(domain, NESTCORE_VENDOR_INTEL, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_ensure_nested("<domain>\xff</domain>", NESTCORE_VENDOR_INTEL, 0, &out),
+           NESTCORE_STATUS_INVALID_UTF8);
+    EXPECT(nestcore_ensure_nested(domain, NESTCORE_VENDOR_FROM_REPORT, 0, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("there is no report"));
+    EXPECT(nestcore_ensure_nested(domain, 3, 0, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_ensure_nested(domain, NESTCORE_VENDOR_INTEL, 2, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`disable` must be 0 or 1"));
+    out = SENTINEL;
+    EXPECT(nestcore_ensure_nested("<domain><name>g</domain>", NESTCORE_VENDOR_INTEL, 0, &out), NESTCORE_STATUS_PARSE);
+    CHECK(out == NULL);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR ENABLE_FIXTURE_DIR\n", argv[0]);
         return 2;
     }
     snprintf(fixture_root, sizeof fixture_root, "%s/root", argv[1]);
@@ -586,6 +1355,12 @@ int main(int argc, char **argv) {
     test_fixture_report();
     test_empty_root();
     test_threads();
+    test_plan_arguments();
+    test_plan_apply(argv[2]);
+    test_kargs();
+    test_cmdline_edit();
+    test_guest_cpu();
+    test_ensure_nested();
     const char *skip_live = getenv("NESTCORE_TEST_SKIP_LIVE");
     if (skip_live != NULL && strcmp(skip_live, "1") == 0) {
         printf("live checks skipped: NESTCORE_TEST_SKIP_LIVE=1\n");
