@@ -221,7 +221,9 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                     HostFacts::new(report.cpu.vendor)
                 };
                 if let Some(v) = &vendor {
+                    // An explicit vendor decides vmx or svm too, as in the C and Python APIs.
                     facts.vendor = if v == "amd" { Vendor::Amd } else { Vendor::Intel };
+                    facts.extension = facts.vendor.extension().unwrap_or(facts.extension);
                 }
                 facts
             };
