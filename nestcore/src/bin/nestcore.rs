@@ -174,12 +174,20 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
         } => {
             let host = open_host(root.as_deref(), cpuid.as_deref())?;
             let report = nestcore::check_with(&host, CheckOptions::with_probe(!no_probe && root.is_none()));
-            if json {
-                println!("{}", report.to_json());
+            let out = if json {
+                report.to_json() + "\n"
             } else {
                 let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                print!("{}", nestcore::render_text(&report, color));
-            }
+                nestcore::render_text(&report, color)
+            };
+            // One write: stdout is line-buffered, and print! would split the report.
+            let mut stdout = std::io::stdout().lock();
+            std::io::Write::write_all(&mut stdout, out.as_bytes())
+                .and_then(|()| std::io::Write::flush(&mut stdout))
+                .map_err(|e| nestcore::Error::Io {
+                    path: "<stdout>".into(),
+                    source: e,
+                })?;
             Ok(u8::try_from(report.exit_code()).unwrap_or(1))
         }
         Command::Snapshot { dir } => {

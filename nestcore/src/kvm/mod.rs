@@ -74,7 +74,6 @@ enum Kind {
     Bool,
     /// An int that is used as a boolean (kvm_amd's nested, npt, avic, ...).
     IntBool,
-    Int,
 }
 
 /// The parameters nestcore reads for each module, with their kernel types. A fixed list keeps the
@@ -105,7 +104,8 @@ const PARAMS: &[(&str, &[(&str, Kind)])] = &[
             ("sev", Kind::IntBool),
         ],
     ),
-    ("kvm", &[("halt_poll_ns", Kind::Int)]),
+    // The core module has nothing nesting depends on: only its state is read.
+    ("kvm", &[]),
     ("kvm_pvm", &[]),
 ];
 
@@ -184,7 +184,6 @@ pub fn read_module(host: &Host, name: &str) -> ModuleReport {
                     .ok()
                     .map(|i| ParamValue::Bool(i != 0))
                     .or_else(|| parse_bool(&raw).map(ParamValue::Bool)),
-                Kind::Int => raw.parse::<i64>().ok().map(ParamValue::Int),
             };
             m.parameters
                 .insert((*p).to_string(), v.unwrap_or(ParamValue::Text(raw)));
