@@ -49,6 +49,28 @@ fn subset(path: &str, expect: &Value, actual: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Pretty JSON with every object's keys sorted, so the golden text does not depend on whether
+/// serde_json's `preserve_order` feature is on (a workspace build unifies features: the Python
+/// crate turns it on).
+fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut out = serde_json::Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sorted(&m[k]));
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string_pretty(&sorted(v)).unwrap() + "\n"
+}
+
 fn diff_lines(want: &str, got: &str) -> String {
     let w: Vec<&str> = want.lines().collect();
     let g: Vec<&str> = got.lines().collect();
@@ -91,7 +113,7 @@ fn fixture_hosts() {
         failures.extend(mism.into_iter().map(|m| format!("{name}: oracle: {m}")));
 
         let golden = dir.join("report.json");
-        let got = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        let got = canonical(&value);
         if bless {
             std::fs::write(&golden, &got).unwrap();
         } else {
