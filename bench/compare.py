@@ -7,7 +7,11 @@ calls (strace -f -c) and child processes (execve under strace -f); measures the 
 nestcore and `lscpu --sysroot` over generated roots with 2..4096 CPUs, and peak RSS. Quote the
 ratios, not the absolute times: these machines are shared and noisy.
 
-usage: bench/compare.py [--nestcore target/release/nestcore] [--runs N] [--install] [--markdown]
+usage: bench/compare.py [--nestcore target/release/nestcore] [--runs N] [--install] [--no-python]
+
+Then, in process from Python, `nestcore.check(probe=False)` against py-cpuinfo's `get_cpu_info()`
+(bench/python_check.py) in a venv under target/venv-bench with py-cpuinfo from PyPI and the
+nestcore wheel from target/wheels (built by scripts/test-python, or here with maturin).
 """
 import argparse
 import os
@@ -125,6 +129,7 @@ def main():
     ap.add_argument("--nestcore", default=os.path.join(TOP, "target/release/nestcore"))
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--install", action="store_true", help="apt-get install the tools compared")
+    ap.add_argument("--no-python", action="store_true", help="skip the in-process Python comparison")
     a = ap.parse_args()
     if not os.path.exists(a.nestcore):
         sys.exit(f"{a.nestcore} not found: cargo build --release -p nestcore --features cli")
@@ -168,6 +173,33 @@ def main():
                           f"{l * 1e3:.2f} ms" if l else "-", f"{l / times[2][1]:.2f}x" if l else "-"))
     print("\nScaling over recorded roots (whole process; ratio to the 2-CPU root):\n")
     print(table(srows, ["CPUs", "nestcore", "nestcore vs 2", "lscpu --sysroot", "lscpu vs 2"]))
+
+    if not a.no_python:
+        python_side()
+
+
+def python_side():
+    """nestcore.check() against py-cpuinfo in one Python process (bench/python_check.py)."""
+    venv = os.path.join(TOP, "target", "venv-bench")
+    py = os.path.join(venv, "bin", "python")
+    wheels = os.path.join(TOP, "target", "wheels")
+    print("\nIn process from Python (bench/python_check.py):\n")
+    try:
+        if not os.path.exists(py):
+            subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run(pip + ["py-cpuinfo"], check=True)
+        found = sorted(f for f in os.listdir(wheels) if f.endswith(".whl")) if os.path.isdir(wheels) else []
+        if not found:
+            subprocess.run(pip + ["maturin"], check=True)
+            subprocess.run([py, "-m", "maturin", "build", "--release", "-q", "-m",
+                            os.path.join(TOP, "nestcore-py", "Cargo.toml"), "-o", wheels], check=True)
+            found = sorted(f for f in os.listdir(wheels) if f.endswith(".whl"))
+        subprocess.run(pip + ["--force-reinstall", "--no-deps", os.path.join(wheels, found[-1])], check=True)
+    except (subprocess.CalledProcessError, OSError, IndexError) as e:
+        print(f"skipped: cannot prepare the Python venv ({e})")
+        return
+    subprocess.run([py, os.path.join(HERE, "python_check.py")], check=False)
 
 
 if __name__ == "__main__":

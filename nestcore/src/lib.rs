@@ -82,7 +82,14 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         cpu.hypervisor_bit.or(cpu.flags_hypervisor),
         kernel.as_deref(),
     );
-    let kvm = kvm::detect(host, &cpu, kvm::KvmOptions { probe: opts.probe });
+    let kvm = kvm::detect(
+        host,
+        &cpu,
+        kvm::KvmOptions {
+            probe: opts.probe,
+            kernel: kernel.clone(),
+        },
+    );
     let verdict = verdict::judge(&cpu, &virt, &kvm, &cmdline, host.is_live());
     Report {
         schema_version: report::SCHEMA_VERSION,

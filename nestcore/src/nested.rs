@@ -183,7 +183,7 @@ fn module_state(host: &Host, m: &str) -> ModuleState {
         crate::kvm::ModuleState::Builtin => ModuleState::BuiltIn {
             evidence: format!("/sys/module/{m} has parameters but no initstate"),
         },
-        crate::kvm::ModuleState::Absent => {
+        crate::kvm::ModuleState::Absent | crate::kvm::ModuleState::Loadable => {
             // Not in sysfs: built in all the same when the kernel's list says so.
             let Ok(release) = host.read_trimmed("/proc/sys/kernel/osrelease") else {
                 return ModuleState::NotLoaded;

@@ -79,9 +79,7 @@ pub fn judge(
         Extension::Vmx | Extension::Svm => ext.kvm_module(),
         _ => cpu.vendor.kvm_module().unwrap_or("kvm_intel"),
     };
-    let vendor_mod = kvm
-        .module(vendor_mod_name)
-        .filter(|m| m.state != ModuleState::Absent);
+    let vendor_mod = kvm.module(vendor_mod_name).filter(|m| m.state.is_present());
     let hv_name = virt
         .hypervisor_name
         .clone()
@@ -165,18 +163,24 @@ pub fn judge(
         );
     } else if matches!(ext, Extension::Vmx | Extension::Svm) {
         match vendor_mod.map(|m| m.state) {
-            None | Some(ModuleState::Absent) => b.add(
-                "kvm.module_not_loaded",
-                Level::Fail,
-                C_MOD,
-                format!("{vendor_mod_name} is not loaded"),
-                kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
-                Some(if firmware == FirmwareState::Disabled {
-                    format!("{vendor_mod_name} will not load until firmware enables {}", ext.marketing_name())
-                } else {
-                    format!("modprobe {vendor_mod_name} (and add it to /etc/modules-load.d/ to load at boot)")
-                }),
-            ),
+            None | Some(ModuleState::Absent | ModuleState::Loadable) => {
+                let installed = kvm.module(vendor_mod_name).is_some_and(|m| m.state == ModuleState::Loadable);
+                b.add(
+                    "kvm.module_not_loaded",
+                    Level::Fail,
+                    C_MOD,
+                    format!(
+                        "{vendor_mod_name} is not loaded{}",
+                        if installed { " (it is installed for this kernel)" } else { "" }
+                    ),
+                    kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
+                    Some(if firmware == FirmwareState::Disabled {
+                        format!("{vendor_mod_name} will not load until firmware enables {}", ext.marketing_name())
+                    } else {
+                        format!("modprobe {vendor_mod_name} (and add it to /etc/modules-load.d/ to load at boot); if modprobe cannot find it, install the kernel's modules package")
+                    }),
+                )
+            }
             Some(ModuleState::Builtin) => b.add(
                 "kvm.module_builtin",
                 Level::Info,

@@ -36,8 +36,17 @@ pub enum ModuleState {
     Loaded,
     /// Built into the kernel (parameters in /sys/module/X but no initstate).
     Builtin,
-    /// Not loaded (and not known to be built in).
+    /// Not loaded, but installed for the running kernel (`modprobe X` would load it).
+    Loadable,
+    /// Not loaded, and not found installed for the running kernel.
     Absent,
+}
+
+impl ModuleState {
+    /// Loaded or built in: the module's code is running.
+    pub fn is_present(self) -> bool {
+        matches!(self, ModuleState::Loaded | ModuleState::Builtin)
+    }
 }
 
 /// A typed module parameter value.
@@ -172,7 +181,7 @@ pub fn read_module(host: &Host, name: &str) -> ModuleReport {
             }
         }
     }
-    if m.state != ModuleState::Absent {
+    if m.state.is_present() {
         for (p, kind) in params_known {
             let Ok(raw) = host.read_trimmed(&format!("{base}/parameters/{p}")) else {
                 continue;
@@ -221,10 +230,23 @@ impl KvmReport {
 }
 
 /// Options for [`detect`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KvmOptions {
     /// Run the functional probe (live host only).
     pub probe: bool,
+    /// The running kernel's release, to tell an unloaded module that is installed (loadable)
+    /// from one that is not.
+    pub kernel: Option<String>,
+}
+
+/// Whether `/lib/modules/<kernel>/kernel/arch/x86/kvm/<module>.ko[.xz|.zst|.gz]` exists.
+fn installed(host: &Host, kernel: &str, module: &str) -> bool {
+    let file = module.replace('_', "-");
+    ["", ".xz", ".zst", ".gz"].iter().any(|ext| {
+        host.exists(&format!(
+            "/lib/modules/{kernel}/kernel/arch/x86/kvm/{file}.ko{ext}"
+        ))
+    })
 }
 
 /// Detects KVM's state.
@@ -249,7 +271,15 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
     let mut modules: Vec<ModuleReport> = Vec::new();
     modules.push(read_module(host, "kvm"));
     for name in vendor_modules {
-        modules.push(read_module(host, name));
+        let mut m = read_module(host, name);
+        if m.state == ModuleState::Absent {
+            if let Some(k) = &opts.kernel {
+                if installed(host, k, name) {
+                    m.state = ModuleState::Loadable;
+                }
+            }
+        }
+        modules.push(m);
     }
     if host.exists("/sys/module/kvm_pvm") {
         modules.push(read_module(host, "kvm_pvm"));
@@ -263,16 +293,13 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
                 params_text(m)
             ),
             ModuleState::Builtin => format!("built into the kernel{}", params_text(m)),
+            ModuleState::Loadable => "not loaded (installed for this kernel: modprobe would load it)".into(),
             ModuleState::Absent => "not loaded".into(),
         };
         ev.push(Evidence::new(format!("/sys/module/{}", m.name), detail));
     }
 
-    let present = |n: &str| {
-        modules
-            .iter()
-            .any(|m| m.name == n && m.state != ModuleState::Absent)
-    };
+    let present = |n: &str| modules.iter().any(|m| m.name == n && m.state.is_present());
     let backend = ["kvm_intel", "kvm_amd", "kvm_pvm"]
         .into_iter()
         .find(|n| present(n))
@@ -285,7 +312,7 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
 
     let vendor_mod = modules
         .iter()
-        .find(|m| (m.name == "kvm_intel" || m.name == "kvm_amd") && m.state != ModuleState::Absent);
+        .find(|m| (m.name == "kvm_intel" || m.name == "kvm_amd") && m.state.is_present());
     let nested = match vendor_mod.and_then(|m| m.param_bool("nested")) {
         Some(true) => Tri::Enabled,
         Some(false) => Tri::Disabled,
@@ -401,5 +428,38 @@ mod tests {
         let intel = read_module(&host, "kvm_intel");
         assert_eq!(intel.state, ModuleState::Builtin);
         assert_eq!(read_module(&host, "kvm").state, ModuleState::Absent);
+    }
+}
+
+#[cfg(test)]
+mod loadable_tests {
+    use super::*;
+
+    #[test]
+    fn an_installed_module_is_loadable_not_absent() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, c: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        };
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx lm\n\n",
+        );
+        w("proc/sys/kernel/osrelease", "6.1.0-18-amd64\n");
+        let host = Host::from_root(d.path()).unwrap();
+        let absent = crate::check(&host);
+        assert_eq!(absent.kvm.module("kvm_intel").unwrap().state, ModuleState::Absent);
+        w(
+            "lib/modules/6.1.0-18-amd64/kernel/arch/x86/kvm/kvm-intel.ko.zst",
+            "",
+        );
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.module("kvm_intel").unwrap().state, ModuleState::Loadable);
+        assert!(!ModuleState::Loadable.is_present());
+        let f = r.verdict.finding("kvm.module_not_loaded").unwrap();
+        assert!(f.message.contains("installed"), "{}", f.message);
+        assert_eq!(r.kvm.nested, Tri::Unknown);
     }
 }
