@@ -280,15 +280,25 @@ pub const SBIN_DIRS: [&str; 6] = [
     "/usr/local/bin",
 ];
 
+/// Whether `program` is a plain program name: `[A-Za-z0-9._+-]`, not starting with `.` or `-`
+/// (no path, no `..`, nothing a shell or an option parser would read).
+pub fn is_program_name(program: &str) -> bool {
+    !program.is_empty()
+        && !program.starts_with(['.', '-'])
+        && program
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+}
+
 /// The absolute path (as the host sees it) of `program` in [`SBIN_DIRS`], if any.
 pub fn find_program(host: &Host, program: &str) -> Option<String> {
-    if program.contains('/') {
+    if !is_program_name(program) {
         return None;
     }
     SBIN_DIRS
         .iter()
         .map(|d| format!("{d}/{program}"))
-        .find(|p| host.exists(p))
+        .find(|p| host.metadata(p).is_ok_and(|m| m.is_file()))
 }
 
 /// Runs programs for real: by absolute path found in [`SBIN_DIRS`], without a shell, with a
@@ -298,6 +308,12 @@ pub struct SystemExecutor;
 
 impl Executor for SystemExecutor {
     fn run(&self, host: &Host, cmd: &Command) -> Result<CommandOutput> {
+        if !is_program_name(&cmd.program) {
+            return Err(Error::InvalidInput(format!(
+                "Refusing to run {:?}: not a plain program name",
+                cmd.program
+            )));
+        }
         if !host.is_live() {
             return Err(Error::Unsupported(format!(
                 "Refusing to run `{cmd}` for a recorded host"
