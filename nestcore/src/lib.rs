@@ -25,6 +25,8 @@ pub mod cpu;
 pub mod error;
 pub mod guest;
 pub mod host;
+#[cfg(test)]
+mod hostile_tests;
 pub mod hypervisor;
 pub mod kvm;
 pub mod modprobe;

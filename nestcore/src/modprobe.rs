@@ -135,21 +135,31 @@ pub fn config_files(host: &Host) -> (Vec<String>, Vec<String>) {
     (by_name.into_iter().map(|(_, p)| p).collect(), shadowed)
 }
 
+/// Splits a logical `options MODULE PARAMS...` line into the module word and the text after it
+/// (the parameters, by the kernel's rules); `None` for another directive or a line without a
+/// module. The module is found by position, never by searching for its name: `options ons x=1`
+/// names module `ons`, not the `ons` inside `options`.
+fn options_words(text: &str) -> Option<(&str, &str)> {
+    let ws = |c: char| c.is_ascii_whitespace();
+    let rest = text.trim_start_matches(ws).strip_prefix("options")?;
+    if !rest.starts_with(ws) {
+        return None;
+    }
+    let rest = rest.trim_start_matches(ws);
+    let end = rest.find(ws).unwrap_or(rest.len());
+    if end == 0 {
+        return None;
+    }
+    Some((&rest[..end], &rest[end..]))
+}
+
 /// Parses the `options` lines of one file's text.
 pub fn parse_options(file: &str, text: &str) -> Vec<OptionSource> {
     let mut out = Vec::new();
     for l in logical_lines(text) {
-        let mut words = l.text.split_ascii_whitespace();
-        if words.next() != Some("options") {
+        let Some((module, after)) = options_words(&l.text) else {
             continue;
-        }
-        let Some(module) = words.next() else { continue };
-        // The parameters: everything after the module name, by the kernel's rules.
-        let after = l
-            .text
-            .find(module)
-            .map(|i| &l.text[i + module.len()..])
-            .unwrap_or("");
+        };
         for p in Cmdline::parse(after).params {
             out.push(OptionSource {
                 file: file.to_string(),
@@ -256,14 +266,7 @@ pub fn neutralise(text: &str, module: &str, param: &str) -> String {
         if !out.ends_with('\n') {
             out.push('\n');
         }
-        let mut words = l.text.split_ascii_whitespace();
-        words.next();
-        let module_word = words.next().unwrap_or("");
-        let after = l
-            .text
-            .find(module_word)
-            .map(|k| &l.text[k + module_word.len()..])
-            .unwrap_or("");
+        let (module_word, after) = options_words(&l.text).unwrap_or(("", ""));
         let rest: Vec<String> = Cmdline::parse(after)
             .params
             .iter()
@@ -378,5 +381,24 @@ mod tests {
             let _ = neutralise(t, "kvm_intel", "nested");
         }
         assert_eq!(parse_options("f", "options kvm_intel nested")[0].value, None);
+    }
+
+    #[test]
+    fn module_named_like_part_of_options() {
+        // Found by tests/properties.rs: the module was searched for by name, and `i` or `ons`
+        // matched inside the word `options` itself.
+        for (text, module) in [
+            ("options i nested=1\n", "i"),
+            ("  options\tons nested=1\n", "ons"),
+        ] {
+            let o = parse_options("f", text);
+            assert_eq!(o.len(), 1, "{text:?}: {o:?}");
+            assert_eq!((o[0].module.as_str(), o[0].param.as_str()), (module, "nested"));
+            let n = neutralise(text, module, "nested");
+            assert!(parse_options("f", &n).is_empty(), "{n:?}");
+        }
+        let n = neutralise("options o nested=1 x=2\n", "o", "nested");
+        assert!(n.ends_with("\noptions o x=2\n"), "{n:?}");
+        assert!(parse_options("f", "optionsx a b=1\noptions\n").is_empty());
     }
 }

@@ -280,15 +280,25 @@ pub const SBIN_DIRS: [&str; 6] = [
     "/usr/local/bin",
 ];
 
+/// Whether `program` is a plain program name: `[A-Za-z0-9._+-]`, not starting with `.` or `-`
+/// (no path, no `..`, nothing a shell or an option parser would read).
+pub fn is_program_name(program: &str) -> bool {
+    !program.is_empty()
+        && !program.starts_with(['.', '-'])
+        && program
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+}
+
 /// The absolute path (as the host sees it) of `program` in [`SBIN_DIRS`], if any.
 pub fn find_program(host: &Host, program: &str) -> Option<String> {
-    if program.contains('/') {
+    if !is_program_name(program) {
         return None;
     }
     SBIN_DIRS
         .iter()
         .map(|d| format!("{d}/{program}"))
-        .find(|p| host.exists(p))
+        .find(|p| host.metadata(p).is_ok_and(|m| m.is_file()))
 }
 
 /// Runs programs for real: by absolute path found in [`SBIN_DIRS`], without a shell, with a
@@ -298,6 +308,12 @@ pub struct SystemExecutor;
 
 impl Executor for SystemExecutor {
     fn run(&self, host: &Host, cmd: &Command) -> Result<CommandOutput> {
+        if !is_program_name(&cmd.program) {
+            return Err(Error::InvalidInput(format!(
+                "Refusing to run {:?}: not a plain program name",
+                cmd.program
+            )));
+        }
         if !host.is_live() {
             return Err(Error::Unsupported(format!(
                 "Refusing to run `{cmd}` for a recorded host"
@@ -520,6 +536,30 @@ pub fn resolve_under_root(root: &Path, abs: &str) -> Result<PathBuf> {
     Ok(real)
 }
 
+/// The content of the regular file `real`, `None` when it does not exist. Anything else in its
+/// place (a FIFO, a device, a folder) is an `InvalidInput` error, found without opening it for
+/// reading: opening a planted FIFO would block apply forever.
+fn read_regular(real: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::symlink_metadata(real) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    // O_NONBLOCK and O_NOFOLLOW: should it be swapped for a FIFO or a symlink since the check,
+    // the open neither blocks nor follows.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(real)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut buf = Vec::new();
+    io::Read::read_to_end(&mut f, &mut buf)?;
+    Ok(Some(buf))
+}
+
 static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The original metadata to restore (mode, owner).
@@ -685,11 +725,10 @@ impl Plan {
             };
             let real = resolve_under_root(&root, path)?;
             let backup = resolve_under_root(&root, &format!("{path}{BACKUP_SUFFIX}"))?;
-            let current = match fs::read(&real) {
-                Ok(b) => Some(b),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(Error::io(path, e)),
-            };
+            let current = read_regular(&real).map_err(|e| match e.kind() {
+                io::ErrorKind::InvalidInput => Error::Unsupported(format!("{path} is not a regular file")),
+                _ => Error::io(path, e),
+            })?;
             if current.as_deref() == Some(new.as_bytes()) {
                 report.unchanged.push(path.clone());
                 continue;

@@ -161,7 +161,8 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
         ));
     }
     let size = text.len().max(1024);
-    let body_end = text.rfind(|c| c != '#').map(|i| i + 1).unwrap_or(0);
+    // The padding is ASCII `#`; what precedes it may end in a multi-byte character.
+    let body_end = text.trim_end_matches('#').len();
     let body = &text[..body_end];
     let prefix = format!("\n{var}=");
     let Some(start) = body.find(&prefix).map(|i| i + prefix.len()) else {
@@ -241,5 +242,20 @@ mod tests {
         assert_eq!(grubenv_vars(&out)[1].1, "root=/dev/vda1 ro kvm-amd.nested=1 ");
         assert!(edit_grubenv("junk", KERNELOPTS, &ArgsEdit::set("a", "1")).is_err());
         assert!(edit_grubenv(&env, "nope", &ArgsEdit::set("a", "1")).is_err());
+    }
+
+    /// Found by tests/properties.rs: a grubenv whose last byte before the `#` padding is part
+    /// of a multi-byte character made the padding search slice inside it (a panic).
+    #[test]
+    fn grubenv_ending_in_non_ascii_does_not_panic() {
+        let mut env = "# GRUB Environment Block\nkernelopts=ro\nx=\u{e9}".to_string();
+        let out = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "1")).unwrap();
+        assert!(out.starts_with("# GRUB Environment Block\nkernelopts=ro a=1\nx=\u{e9}#"));
+        env.push('\u{fffd}');
+        while env.len() < 1024 {
+            env.push('#');
+        }
+        let out = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "1")).unwrap();
+        assert_eq!(out.len(), 1024);
     }
 }

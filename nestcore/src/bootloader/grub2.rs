@@ -163,7 +163,7 @@ fn check_plain(text: &str, a: &Assignment, var: &str) -> Result<()> {
     let bad = match a.quote {
         Quote::Double => v.contains(['\\', '`']) || v.contains("$("),
         Quote::Single => false,
-        Quote::None => v.contains(['$', '\\', '`', '"', '\'']),
+        Quote::None => !bare_word_is_literal(v),
     };
     if bad {
         return Err(Error::parse(
@@ -196,8 +196,9 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
             check_writable(old, &new, a.quote)?;
             let mut out = String::with_capacity(text.len() + 32);
             out.push_str(&text[..a.content.start]);
-            if a.quote == Quote::None && new.contains([' ', '\t', '"']) {
-                // A bare word that grew a space needs quotes now.
+            if a.quote == Quote::None && !bare_word_is_literal(&new) {
+                // A bare word that grew a space or a shell operator (`;`, `|`, `(`...) needs
+                // quotes now: grub-mkconfig sources this file.
                 out.push('"');
                 out.push_str(&new);
                 out.push('"');
@@ -221,6 +222,16 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
             Ok(out)
         }
     }
+}
+
+/// Whether `v`, written unquoted after `VAR=`, is read by the shell as exactly `v`: no
+/// operators, quotes, expansions or globs.
+fn bare_word_is_literal(v: &str) -> bool {
+    !v.starts_with('~')
+        && !v.contains([
+            ' ', '\t', '\n', '"', '\'', '$', '\\', '`', ';', '|', '&', '<', '>', '(', ')', '*', '?', '[',
+            '{', '}', '#',
+        ])
 }
 
 /// Whether the edit brought in a character the value's quoting cannot hold literally.
@@ -290,6 +301,43 @@ mod tests {
             out,
             "# don't panic\nGRUB_CMDLINE_LINUX=\"b\"\nGRUB_X=\"GRUB_CMDLINE_LINUX=no\"\n"
         );
+    }
+
+    /// Found by tests/properties.rs: an unquoted value that gained a shell operator was
+    /// written bare (`GRUB_CMDLINE_LINUX=a;reboot`), and grub-mkconfig sources this file.
+    #[test]
+    fn bare_values_with_shell_operators_get_quotes() {
+        for arg in ["a;reboot", ")", "x|y", "a&b", "<f", "(x)", "~root", "a*"] {
+            for t in ["GRUB_CMDLINE_LINUX=\n", "GRUB_CMDLINE_LINUX=ro\n"] {
+                let out = edit(
+                    t,
+                    CMDLINE_VAR,
+                    &ArgsEdit {
+                        add: Some(arg.into()),
+                        ..ArgsEdit::default()
+                    },
+                )
+                .unwrap();
+                let v = out.trim_end().strip_prefix("GRUB_CMDLINE_LINUX=").unwrap();
+                assert!(
+                    v.starts_with('"') && v.ends_with('"'),
+                    "{arg:?} in {t:?} -> {out:?}"
+                );
+                assert!(value(&out, CMDLINE_VAR).unwrap().unwrap().ends_with(arg));
+            }
+        }
+        // Reading: a bare value with an operator needs a shell, never guessed at.
+        for t in [
+            "GRUB_CMDLINE_LINUX=a|b\n",
+            "GRUB_CMDLINE_LINUX=a&\n",
+            "GRUB_CMDLINE_LINUX=(a)\n",
+        ] {
+            assert_eq!(
+                value(t, CMDLINE_VAR).unwrap_err().kind(),
+                crate::ErrorKind::Parse,
+                "{t}"
+            );
+        }
     }
 
     #[test]
