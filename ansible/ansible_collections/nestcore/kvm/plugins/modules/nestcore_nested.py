@@ -318,6 +318,13 @@ def run(params, nc, check_mode=False):
     before = report.kvm.nested
 
     want = "on" if state == "enabled" else "off"
+    if not hasattr(nc, "plan_nested"):
+        raise _fail(
+            root,
+            "nestcore_too_old",
+            "the nestcore package on the target (%s) has no plan_nested(): install a newer wheel"
+            % getattr(nc, "__version__", "unknown version"),
+        )
     try:
         plan = nc.plan_nested(
             root=root, want=want, persist=tuple(persist), neutralise_conflicts=bool(params.get("neutralise_conflicts"))
