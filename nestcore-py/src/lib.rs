@@ -6,7 +6,8 @@
 //!   `to_dict()`, `to_json()`, equality, hashing, pickling and `__repr__`;
 //! - `host`: the `root=` / `cpuid=` arguments as a `nestcore::Host`;
 //! - `errors`: the one conversion of `nestcore::Error` into the Python exceptions;
-//! - one module per API (`report` for `check()`, `snapshot`), each releasing the GIL around the
+//! - one module per API (`report` for `check()`, `snapshot`, `nested` for `plan_nested()`,
+//!   `Plan.apply()` and `enable()`), each releasing the GIL around the
 //!   host I/O and registered in `_nestcore` below.
 //!
 //! A new API (say `nested_plan()` over `nestcore::nested`) is a module with its `value_class!`
@@ -18,6 +19,7 @@ use pyo3::prelude::*;
 
 mod errors;
 mod host;
+mod nested;
 mod report;
 mod snapshot;
 mod value;
@@ -58,6 +60,8 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
         Finding => Finding,
         Verdict => Verdict,
         Snapshot => snapshot::Snapshot,
+        PlanAction => nested::PlanAction,
+        ApplyReport => nested::ApplyReport,
     )
 }
 
@@ -89,5 +93,11 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::Finding>()?;
     m.add_class::<report::Evidence>()?;
     m.add_class::<snapshot::Snapshot>()?;
+    m.add_function(wrap_pyfunction!(nested::plan_nested, m)?)?;
+    m.add_function(wrap_pyfunction!(nested::enable, m)?)?;
+    m.add_function(wrap_pyfunction!(nested::_plan_from_json, m)?)?;
+    m.add_class::<nested::Plan>()?;
+    m.add_class::<nested::PlanAction>()?;
+    m.add_class::<nested::ApplyReport>()?;
     Ok(())
 }

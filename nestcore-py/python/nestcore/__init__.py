@@ -18,9 +18,19 @@ Results are frozen objects whose attributes mirror the JSON report (schema/repor
 enumerations are plain ``str`` values exactly as in the JSON (``report.cpu.extension == "vmx"``,
 ``finding.level == "warn"``). Every object has ``to_dict()`` and ``to_json()``, compares by value,
 hashes and pickles.
+
+Turning nested virtualization on (the plan shows every diff and command; only ``apply()`` changes
+the host)::
+
+    plan = nestcore.plan_nested(persist=("modprobe", "cmdline"))
+    print(plan.text())
+    if not plan.blockers and not plan.is_empty:
+        report = plan.apply()
 """
 
 from ._errors import (
+    NestcoreApplyError,
+    NestcoreCommandError,
     NestcoreError,
     NestcoreInvalidInput,
     NestcoreIOError,
@@ -31,6 +41,9 @@ from ._errors import (
 )
 from ._nestcore import (
     SCHEMA_VERSION,
+    ApplyReport,
+    Plan,
+    PlanAction,
     Capabilities,
     CmdlineParam,
     CmdlineReport,
@@ -52,6 +65,8 @@ from ._nestcore import (
     XenInfo,
     __version__,
     check,
+    enable,
+    plan_nested,
     snapshot,
 )
 
@@ -79,6 +94,11 @@ __all__ = [
     "Finding",
     "Evidence",
     "Snapshot",
+    "plan_nested",
+    "enable",
+    "Plan",
+    "PlanAction",
+    "ApplyReport",
     "NestcoreError",
     "NestcorePermissionError",
     "NestcoreNotFoundError",
@@ -86,4 +106,6 @@ __all__ = [
     "NestcoreInvalidInput",
     "NestcoreIOError",
     "NestcoreUnsupported",
+    "NestcoreCommandError",
+    "NestcoreApplyError",
 ]

@@ -6,10 +6,11 @@ and ``to_json()`` give the JSON form, objects compare and hash by value and pick
 """
 
 import os
-from typing import Any, Dict, List, Literal, Optional, Union, final
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, final
 
 _StrPath = Union[str, os.PathLike[str]]
 _Level = Literal["pass", "info", "warn", "fail"]
+_When = Literal["now", "after_reload", "after_reboot"]
 
 __all__ = [
     "__version__",
@@ -37,6 +38,12 @@ __all__ = [
     "Finding",
     "Evidence",
     "Snapshot",
+    "plan_nested",
+    "enable",
+    "_plan_from_json",
+    "Plan",
+    "PlanAction",
+    "ApplyReport",
 ]
 __version__: str
 SCHEMA_VERSION: int
@@ -362,3 +369,115 @@ class Snapshot(_Value):
     def files(self) -> List[str]: ...
     @property
     def cpuid(self) -> Optional[str]: ...
+
+# Nested virtualization on or off: plan, apply (nestcore enable).
+
+def plan_nested(
+    root: Optional[_StrPath] = None,
+    want: Literal["on", "off"] = "on",
+    persist: Sequence[str] = ...,  # ("modprobe",)
+    neutralise_conflicts: bool = False,
+) -> Plan:
+    """Plans turning nested virtualization ``want`` ("on" or "off") for the layers in ``persist``
+    (any of "runtime", "modprobe", "cmdline") on this machine (``root=None``) or a recorded root.
+    Reads the host only (the GIL is released meanwhile); ``Plan.apply()`` changes it.
+    ``neutralise_conflicts`` comments out (or overrides) modprobe.d lines that set the opposite
+    value instead of reporting them as blockers.
+
+    Raises NestcoreInvalidInput (a ValueError) for another want or layer, NestcoreUnsupported when
+    the vendor module cannot be told or a runtime reload is impossible (built in, in use),
+    NestcoreParseError for a configuration nestcore cannot edit safely, an OSError subclass when
+    ``root`` cannot be read.
+    """
+
+def enable(
+    root: Optional[_StrPath] = None,
+    off: bool = False,
+    persist: Sequence[str] = ...,  # ("modprobe",)
+    apply: bool = False,
+    neutralise_conflicts: bool = False,
+    *,
+    json: bool = False,
+) -> Tuple[str, int]:
+    """What ``nestcore enable`` prints and its exit status (0: the host is, or ends, as wanted; 1:
+    not, a plan not applied or blocked). Programs are deferred (listed, not run) for a recorded
+    root and run on this machine. ``json=True`` is ``nestcore enable --json``.
+    """
+
+def _plan_from_json(root: Optional[_StrPath], want: str, persist: Sequence[str], core: str) -> Plan: ...
+
+@final
+class PlanAction(_Value):
+    """One step of a plan."""
+
+    @property
+    def kind(self) -> Literal["write_file", "reload_module", "run"]: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def path(self) -> Optional[str]: ...
+    @property
+    def diff(self) -> Optional[str]: ...
+
+@final
+class ApplyReport(_Value):
+    """What ``Plan.apply()`` did."""
+
+    @property
+    def written(self) -> Tuple[str, ...]: ...
+    @property
+    def backups(self) -> Tuple[str, ...]: ...
+    @property
+    def commands(self) -> Tuple[Tuple[str, int], ...]: ...
+    @property
+    def deferred(self) -> Tuple[str, ...]: ...
+    @property
+    def rolled_back(self) -> Tuple[str, ...]: ...
+    @property
+    def verified(self) -> Optional[bool]: ...
+    @property
+    def changed(self) -> bool: ...
+
+@final
+class Plan:
+    """A plan to turn nested virtualization on or off, made by ``plan_nested()``; frozen, compares
+    by value, pickles (and a pickled plan still applies)."""
+
+    @property
+    def root(self) -> Optional[str]: ...
+    @property
+    def want(self) -> Literal["on", "off"]: ...
+    @property
+    def persist(self) -> Tuple[str, ...]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def is_empty(self) -> bool: ...
+    @property
+    def actions(self) -> Tuple[PlanAction, ...]: ...
+    @property
+    def blockers(self) -> Tuple[str, ...]: ...
+    @property
+    def warnings(self) -> Tuple[str, ...]: ...
+    @property
+    def timeline(self) -> Tuple[Tuple[_When, str], ...]: ...
+    @property
+    def reboot_required(self) -> bool: ...
+    def diff(self) -> str:
+        """Every file's unified diff, concatenated ("" when the plan writes no file)."""
+    def text(self) -> str:
+        """The plan as ``nestcore enable`` prints it."""
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self) -> str: ...
+    def apply(self, defer_commands: Optional[bool] = None) -> ApplyReport:
+        """Carries the plan out on the root it was made for: the only call that changes a host.
+
+        ``defer_commands=None`` defers programs for a recorded root (listed in
+        ``ApplyReport.deferred``) and runs them on this machine. Raises NestcoreUnsupported while
+        the plan has blockers, NestcoreApplyError (``rolled_back``, the failure as ``__cause__``)
+        when a step failed after writing began.
+        """
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> Any: ...
