@@ -19,7 +19,7 @@ description:
     machines (nested virtualization), and gives every finding with its evidence and remedy.
   - Reads only; it never changes the host.
 author:
-  - nestcore developers
+  - nestcore developers (!UNKNOWN)
 requirements:
   - the C(nestcore) Python package on the target (see the C(nestcore.kvm.nested) role)
 options:

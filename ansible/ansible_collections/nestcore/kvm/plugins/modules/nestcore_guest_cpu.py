@@ -19,7 +19,7 @@ description:
   - Reads only; it never changes the host. Apply the snippets with the modules of your choice
     (for instance M(community.general.ini_file) for nova.conf).
 author:
-  - nestcore developers
+  - nestcore developers (!UNKNOWN)
 requirements:
   - the C(nestcore) Python package on the target (see the C(nestcore.kvm.nested) role)
 options:

@@ -24,7 +24,7 @@ description:
     reload, and when the plan is blocked (for instance a modprobe.d line that would win over
     nestcore's drop-in, see O(neutralise_conflicts)).
 author:
-  - nestcore developers
+  - nestcore developers (!UNKNOWN)
 requirements:
   - the C(nestcore) Python package on the target (see the C(nestcore.kvm.nested) role)
 options:
@@ -72,9 +72,9 @@ attributes:
     support: full
     description: Before and after of every file written, or the planned unified diffs in check mode.
 notes:
-  - RV(reboot_required) is true when the change takes effect only after a reboot (or a
-    reload of the vendor module), also on later runs while the running kernel still differs
-    from the wanted state.
+  - RV(reboot_required) is true while the running kernel's nested parameter differs from the
+    wanted state (also on later runs, until the host reboots), so that a playbook reboots only
+    the hosts that need it.
 seealso:
   - module: nestcore.kvm.nestcore_facts
   - module: nestcore.kvm.nestcore_guest_cpu
@@ -111,7 +111,12 @@ changed:
 reboot_required:
   description:
     - Whether a reboot (or a reload of the vendor module) is needed for the running kernel
-      to have the wanted state.
+      to have the wanted state. False when the running kernel already has it, even if what
+      was persisted (say the kernel command line) takes effect at the next boot.
+  returned: always
+  type: bool
+plan_reboot_required:
+  description: Whether the plan's changes take full effect only after a reboot (the planner's view).
   returned: always
   type: bool
 plan:
@@ -291,6 +296,16 @@ def _wanted_nested(state):
     return "enabled" if state == "enabled" else "disabled"
 
 
+def _needs_reboot(nested, wanted, plan_says, now=False):
+    """Whether the running kernel still lacks the wanted state after this run: its nested
+    parameter differs (unless a runtime reload is about to fix it now), or, when the module is
+    not loaded (``unknown``), whether the plan's changes wait for a reboot. A host whose kernel
+    already has the wanted state needs no reboot, whatever was persisted for the next one."""
+    if nested == "unknown":
+        return plan_says
+    return nested != wanted and not now
+
+
 def _action_dict(a):
     return {"kind": a.kind, "description": a.description, "path": a.path, "diff": a.diff}
 
@@ -347,6 +362,7 @@ def run(params, nc, check_mode=False):
         nested_before=before,
         nested_after=before,
         reboot_required=False,
+        plan_reboot_required=bool(plan.reboot_required),
         diff=[],
     )
     if plan.blockers:
@@ -359,13 +375,13 @@ def run(params, nc, check_mode=False):
         )
     wanted = _wanted_nested(state)
     if plan.is_empty:
-        result["reboot_required"] = before != wanted and before != "unknown"
+        result["reboot_required"] = _needs_reboot(before, wanted, False)
         return result
 
     file_actions = [a for a in plan.actions if a.path and a.diff]
     if check_mode:
         result["changed"] = True
-        result["reboot_required"] = bool(plan.reboot_required) or (before != wanted and before != "unknown" and "runtime" not in persist)
+        result["reboot_required"] = _needs_reboot(before, wanted, bool(plan.reboot_required), now="runtime" in persist)
         result["diff"] = [{"before_header": a.path, "after_header": a.path, "prepared": a.diff} for a in file_actions]
         return result
 
@@ -377,8 +393,12 @@ def run(params, nc, check_mode=False):
         raise _fail(
             root,
             "apply_failed",
-            "applying the plan failed: %s%s"
-            % (error_message(exc), " (rolled back: %s)" % ", ".join(rolled_back) if rolled_back else ""),
+            "applying the plan failed: %s%s%s"
+            % (
+                error_message(exc),
+                ": %s" % error_message(exc.__cause__) if exc.__cause__ is not None else "",
+                " (rolled back: %s)" % ", ".join(rolled_back) if rolled_back else "",
+            ),
             kind=error_kind(exc),
             rolled_back=rolled_back,
             plan=result["plan"],
@@ -392,7 +412,7 @@ def run(params, nc, check_mode=False):
         deferred=[_command_str(c) for c in applied.deferred],
         verified=applied.verified,
         nested_after=after,
-        reboot_required=bool(applied.changed and plan.reboot_required) or (after != wanted and after != "unknown"),
+        reboot_required=_needs_reboot(after, wanted, bool(applied.changed and plan.reboot_required)),
         diff=[
             {"before_header": p, "after_header": p, "before": befores[p], "after": _read(root, p)}
             for p in befores
