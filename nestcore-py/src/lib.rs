@@ -7,7 +7,7 @@
 //! - `host`: the `root=` / `cpuid=` arguments as a `nestcore::Host`;
 //! - `errors`: the one conversion of `nestcore::Error` into the Python exceptions;
 //! - one module per API (`report` for `check()`, `snapshot`, `nested` for `plan_nested()`,
-//!   `Plan.apply()` and `enable()`, `guest` for the guest CPU configuration), each releasing the GIL around the
+//!   `Plan.apply()` and `enable()`, `guest` for the guest CPU configuration, `kargs` for kernel arguments), each releasing the GIL around the
 //!   host I/O and registered in `_nestcore` below.
 //!
 //! A new API (say `nested_plan()` over `nestcore::nested`) is a module with its `value_class!`
@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 mod errors;
 mod guest;
 mod host;
+mod kargs;
 mod nested;
 mod report;
 mod snapshot;
@@ -105,5 +106,8 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(guest::ensure_nested, m)?)?;
     m.add_function(wrap_pyfunction!(guest::recommend, m)?)?;
     m.add_class::<guest::Recommendation>()?;
+    m.add_function(wrap_pyfunction!(kargs::kargs_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(kargs::cmdline_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(kargs::parse_cmdline, m)?)?;
     Ok(())
 }

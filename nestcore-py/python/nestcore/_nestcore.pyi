@@ -48,6 +48,9 @@ __all__ = [
     "ensure_nested",
     "recommend",
     "Recommendation",
+    "kargs_edit",
+    "cmdline_edit",
+    "parse_cmdline",
 ]
 __version__: str
 SCHEMA_VERSION: int
@@ -546,3 +549,28 @@ class Recommendation(_Value):
     def rationale(self) -> Tuple[str, ...]: ...
     @property
     def caveats(self) -> Tuple[str, ...]: ...
+
+# Kernel arguments (nestcore kargs): pure text in, text out.
+
+def kargs_edit(
+    config_text: str,
+    loader: Literal["grub", "grub2", "bls", "extlinux", "kernel-cmdline"],
+    update_kernel: str = "ALL",
+    args: Optional[str] = None,
+    remove_args: Optional[str] = None,
+    boot_filesystem: Optional[str] = None,
+) -> str:
+    """The configuration text with kernel arguments edited grubby-compatibly, as ``nestcore kargs``
+    prints it. ``args``: ``k=v`` replaces an existing ``k`` in place or is appended;
+    ``remove_args``: ``k`` removes any value, ``k=v`` only that one. ``update_kernel``: "ALL",
+    "DEFAULT", indexes or a kernel path. Raises NestcoreInvalidInput for an unknown loader or bad
+    arguments, NestcoreParseError for a configuration that cannot be edited safely.
+    """
+
+def cmdline_edit(line: str, args: Optional[str] = None, remove_args: Optional[str] = None) -> str:
+    """A bare kernel command line with grubby's ``--args`` then ``--remove-args`` applied (``-``
+    equals ``_`` in names); every other byte stays."""
+
+def parse_cmdline(line: str) -> Tuple[Tuple[str, Optional[str]], ...]:
+    """The kernel's parameters as (name, value) by the kernel's rules: names as written, value
+    None for a bare name, quotes around a value dropped, init arguments after ``--`` left out."""
