@@ -7,7 +7,7 @@
 //! - `host`: the `root=` / `cpuid=` arguments as a `nestcore::Host`;
 //! - `errors`: the one conversion of `nestcore::Error` into the Python exceptions;
 //! - one module per API (`report` for `check()`, `snapshot`, `nested` for `plan_nested()`,
-//!   `Plan.apply()` and `enable()`), each releasing the GIL around the
+//!   `Plan.apply()` and `enable()`, `guest` for the guest CPU configuration, `kargs` for kernel arguments), each releasing the GIL around the
 //!   host I/O and registered in `_nestcore` below.
 //!
 //! A new API (say `nested_plan()` over `nestcore::nested`) is a module with its `value_class!`
@@ -18,7 +18,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 mod errors;
+mod guest;
 mod host;
+mod kargs;
 mod nested;
 mod report;
 mod snapshot;
@@ -62,6 +64,7 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
         Snapshot => snapshot::Snapshot,
         PlanAction => nested::PlanAction,
         ApplyReport => nested::ApplyReport,
+        Recommendation => guest::Recommendation,
     )
 }
 
@@ -99,5 +102,12 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<nested::Plan>()?;
     m.add_class::<nested::PlanAction>()?;
     m.add_class::<nested::ApplyReport>()?;
+    m.add_function(wrap_pyfunction!(guest::guest_cpu, m)?)?;
+    m.add_function(wrap_pyfunction!(guest::ensure_nested, m)?)?;
+    m.add_function(wrap_pyfunction!(guest::recommend, m)?)?;
+    m.add_class::<guest::Recommendation>()?;
+    m.add_function(wrap_pyfunction!(kargs::kargs_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(kargs::cmdline_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(kargs::parse_cmdline, m)?)?;
     Ok(())
 }

@@ -26,6 +26,11 @@ the host)::
     print(plan.text())
     if not plan.blockers and not plan.is_empty:
         report = plan.apply()
+
+The guest CPU configuration that gives guests VT-x/AMD-V, for this host::
+
+    rec = nestcore.recommend(report=nestcore.check(probe=False))
+    print(rec.nova_ini, rec.libvirt_xml, rec.caveats)
 """
 
 from ._errors import (
@@ -44,6 +49,7 @@ from ._nestcore import (
     ApplyReport,
     Plan,
     PlanAction,
+    Recommendation,
     Capabilities,
     CmdlineParam,
     CmdlineReport,
@@ -65,8 +71,14 @@ from ._nestcore import (
     XenInfo,
     __version__,
     check,
+    cmdline_edit,
     enable,
+    ensure_nested,
+    guest_cpu,
+    kargs_edit,
+    parse_cmdline,
     plan_nested,
+    recommend,
     snapshot,
 )
 
@@ -99,6 +111,13 @@ __all__ = [
     "Plan",
     "PlanAction",
     "ApplyReport",
+    "guest_cpu",
+    "ensure_nested",
+    "recommend",
+    "Recommendation",
+    "kargs_edit",
+    "cmdline_edit",
+    "parse_cmdline",
     "NestcoreError",
     "NestcorePermissionError",
     "NestcoreNotFoundError",

@@ -44,6 +44,13 @@ __all__ = [
     "Plan",
     "PlanAction",
     "ApplyReport",
+    "guest_cpu",
+    "ensure_nested",
+    "recommend",
+    "Recommendation",
+    "kargs_edit",
+    "cmdline_edit",
+    "parse_cmdline",
 ]
 __version__: str
 SCHEMA_VERSION: int
@@ -481,3 +488,89 @@ class Plan:
     def __ne__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
     def __reduce__(self) -> Any: ...
+
+# The guest CPU configuration that gives guests VT-x/AMD-V (nestcore guest-cpu).
+
+def guest_cpu(
+    format: Literal["libvirt", "qemu", "nova"] = "libvirt",
+    mode: Optional[Literal["custom", "host-model", "host-passthrough", "maximum"]] = None,
+    model: Optional[str] = None,
+    features: Sequence[str] = ...,  # ()
+    topology: Optional[str] = None,
+    report: Optional[Report] = None,
+    vendor: Optional[Literal["intel", "amd"]] = None,
+) -> str:
+    """The guest CPU configuration that gives guests VMX/SVM, exactly as ``nestcore guest-cpu``
+    prints it: a libvirt ``<cpu>`` element, a QEMU ``-cpu`` argument or nova.conf's ``[libvirt]``
+    keys. ``features`` are ``"POLICY:NAME"`` (force, require, optional, disable, forbid),
+    ``topology`` is ``"S,C,T"`` or ``"S,D,C,T"``. Without mode and model: the recommendation for a
+    single host.
+
+    The host: ``report`` (its vendor, extension and nesting state), else ``vendor``, else this
+    machine's CPU vendor (checked without the probe; a ``vendor`` given with a report overrides
+    its vendor). Raises NestcoreInvalidInput (a ValueError) for a bad argument or a vendor that does
+    not tell vmx from svm.
+    """
+
+def ensure_nested(
+    domain_xml: str,
+    vendor: Optional[Literal["intel", "amd"]] = None,
+    disable: bool = False,
+    report: Optional[Report] = None,
+) -> str:
+    """The libvirt domain definition edited so that its guest gets VMX/SVM (``disable=True``:
+    takes it away), as ``nestcore guest-cpu --ensure-nested`` prints it; everything outside the
+    edited ``<cpu>`` stays byte for byte. The host as for ``guest_cpu()``. Raises
+    NestcoreParseError (a ValueError) for XML that is not a domain.
+    """
+
+def recommend(
+    report: Optional[Report] = None,
+    vendor: Optional[Literal["intel", "amd"]] = None,
+    migratable: bool = False,
+    model: Optional[str] = None,
+) -> Recommendation:
+    """The recommended guest CPU configuration in libvirt, QEMU and nova form, with the rationale
+    and caveats. ``migratable=True``: guests migrate between hosts, ``model`` is the pool's common
+    named CPU model if there is one. The host as for ``guest_cpu()``.
+    """
+
+@final
+class Recommendation(_Value):
+    """The guest CPU configuration recommended for a host and what the guests need."""
+
+    @property
+    def libvirt_xml(self) -> str: ...
+    @property
+    def qemu_cpu(self) -> str: ...
+    @property
+    def nova_ini(self) -> str: ...
+    @property
+    def rationale(self) -> Tuple[str, ...]: ...
+    @property
+    def caveats(self) -> Tuple[str, ...]: ...
+
+# Kernel arguments (nestcore kargs): pure text in, text out.
+
+def kargs_edit(
+    config_text: str,
+    loader: Literal["grub", "grub2", "bls", "extlinux", "kernel-cmdline"],
+    update_kernel: str = "ALL",
+    args: Optional[str] = None,
+    remove_args: Optional[str] = None,
+    boot_filesystem: Optional[str] = None,
+) -> str:
+    """The configuration text with kernel arguments edited grubby-compatibly, as ``nestcore kargs``
+    prints it. ``args``: ``k=v`` replaces an existing ``k`` in place or is appended;
+    ``remove_args``: ``k`` removes any value, ``k=v`` only that one. ``update_kernel``: "ALL",
+    "DEFAULT", indexes or a kernel path. Raises NestcoreInvalidInput for an unknown loader or bad
+    arguments, NestcoreParseError for a configuration that cannot be edited safely.
+    """
+
+def cmdline_edit(line: str, args: Optional[str] = None, remove_args: Optional[str] = None) -> str:
+    """A bare kernel command line with grubby's ``--args`` then ``--remove-args`` applied (``-``
+    equals ``_`` in names); every other byte stays."""
+
+def parse_cmdline(line: str) -> Tuple[Tuple[str, Optional[str]], ...]:
+    """The kernel's parameters as (name, value) by the kernel's rules: names as written, value
+    None for a bare name, quotes around a value dropped, init arguments after ``--`` left out."""
