@@ -6,7 +6,8 @@
 //!   `to_dict()`, `to_json()`, equality, hashing, pickling and `__repr__`;
 //! - `host`: the `root=` / `cpuid=` arguments as a `nestcore::Host`;
 //! - `errors`: the one conversion of `nestcore::Error` into the Python exceptions;
-//! - one module per API (`report` for `check()`, `snapshot`), each releasing the GIL around the
+//! - one module per API (`report` for `check()`, `snapshot`, `nested` for `plan_nested()`,
+//!   `Plan.apply()` and `enable()`, `guest` for the guest CPU configuration, `kargs` for kernel arguments), each releasing the GIL around the
 //!   host I/O and registered in `_nestcore` below.
 //!
 //! A new API (say `nested_plan()` over `nestcore::nested`) is a module with its `value_class!`
@@ -17,7 +18,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 mod errors;
+mod guest;
 mod host;
+mod kargs;
+mod nested;
 mod report;
 mod snapshot;
 mod value;
@@ -58,6 +62,9 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
         Finding => Finding,
         Verdict => Verdict,
         Snapshot => snapshot::Snapshot,
+        PlanAction => nested::PlanAction,
+        ApplyReport => nested::ApplyReport,
+        Recommendation => guest::Recommendation,
     )
 }
 
@@ -89,5 +96,18 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::Finding>()?;
     m.add_class::<report::Evidence>()?;
     m.add_class::<snapshot::Snapshot>()?;
+    m.add_function(wrap_pyfunction!(nested::plan_nested, m)?)?;
+    m.add_function(wrap_pyfunction!(nested::enable, m)?)?;
+    m.add_function(wrap_pyfunction!(nested::_plan_from_json, m)?)?;
+    m.add_class::<nested::Plan>()?;
+    m.add_class::<nested::PlanAction>()?;
+    m.add_class::<nested::ApplyReport>()?;
+    m.add_function(wrap_pyfunction!(guest::guest_cpu, m)?)?;
+    m.add_function(wrap_pyfunction!(guest::ensure_nested, m)?)?;
+    m.add_function(wrap_pyfunction!(guest::recommend, m)?)?;
+    m.add_class::<guest::Recommendation>()?;
+    m.add_function(wrap_pyfunction!(kargs::kargs_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(kargs::cmdline_edit, m)?)?;
+    m.add_function(wrap_pyfunction!(kargs::parse_cmdline, m)?)?;
     Ok(())
 }

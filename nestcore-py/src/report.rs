@@ -327,6 +327,28 @@ impl Report {
     fn part<'py, S: Shape>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
         S::to_py(py, field(self.value(), key))
     }
+
+    /// The facts about the host that guest CPU recommendations use (`HostFacts::from(&Report)`;
+    /// for an unpickled report, read from its JSON the same way).
+    pub(crate) fn host_facts(&self) -> PyResult<nestcore::guest::HostFacts> {
+        if let Origin::Core(r) = &self.origin {
+            return Ok(nestcore::guest::HostFacts::from(r.as_ref()));
+        }
+        let v = self.value();
+        let cpu = field(v, "cpu");
+        let verdict = field(v, "verdict");
+        let bad = |e: serde_json::Error| PyValueError::new_err(format!("Invalid report: {e}"));
+        let vendor = serde_json::from_value(field(cpu, "vendor").clone()).map_err(bad)?;
+        let mut facts = nestcore::guest::HostFacts::new(vendor);
+        facts.extension = serde_json::from_value(field(cpu, "extension").clone()).map_err(bad)?;
+        facts.nested_available = match field(verdict, "nested_for_guests").as_str() {
+            Some("available") => Some(true),
+            Some("disabled" | "unsupported") => Some(false),
+            _ => None,
+        };
+        facts.kvm_usable = field(verdict, "kvm_usable").as_bool();
+        Ok(facts)
+    }
 }
 
 #[pymethods]

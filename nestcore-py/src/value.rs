@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::Value;
 
 /// How one attribute's JSON value becomes a Python value.
@@ -54,6 +54,11 @@ pub(crate) struct Opt<T>(std::marker::PhantomData<T>);
 pub(crate) struct List<T>(std::marker::PhantomData<T>);
 /// A JSON object of scalars (module parameters): `dict[str, bool | int | str]`.
 pub(crate) struct ScalarMap;
+/// A JSON array of `T`: `tuple[T, ...]` (the classes of plans and guest configurations, which
+/// are immutable all the way down).
+pub(crate) struct Tuple<T>(std::marker::PhantomData<T>);
+/// A JSON array of two items: `tuple[A, B]` (a timeline entry, a command and its status).
+pub(crate) struct Pair<A, B>(std::marker::PhantomData<(A, B)>);
 
 impl Shape for Str {
     fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
@@ -152,6 +157,38 @@ impl<T: Shape> Shape for List<T> {
             T::validate(item, &format!("{path}[{i}]"))?;
         }
         Ok(())
+    }
+}
+
+impl<T: Shape> Shape for Tuple<T> {
+    fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+        let items = v.as_array().ok_or_else(|| wrong_type(v, "an array"))?;
+        let items = items
+            .iter()
+            .map(|i| T::to_py(py, i))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyTuple::new(py, items)?.into_any())
+    }
+    fn validate(v: &Value, path: &str) -> Result<(), String> {
+        List::<T>::validate(v, path)
+    }
+}
+
+impl<A: Shape, B: Shape> Shape for Pair<A, B> {
+    fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+        match v.as_array().map(Vec::as_slice) {
+            Some([a, b]) => Ok(PyTuple::new(py, [A::to_py(py, a)?, B::to_py(py, b)?])?.into_any()),
+            _ => Err(wrong_type(v, "an array of two items")),
+        }
+    }
+    fn validate(v: &Value, path: &str) -> Result<(), String> {
+        match v.as_array().map(Vec::as_slice) {
+            Some([a, b]) => {
+                A::validate(a, &format!("{path}[0]"))?;
+                B::validate(b, &format!("{path}[1]"))
+            }
+            _ => Err(mismatch(path, "an array of two items", v)),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::Host;
@@ -28,7 +28,7 @@ use crate::Host;
 pub const BACKUP_SUFFIX: &str = ".nestcore-bak";
 
 /// When a change takes effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     /// Immediately (a runtime module reload).
@@ -41,7 +41,7 @@ pub enum When {
 
 /// A program to run: a name looked up in fixed sbin folders under the host root, and its
 /// arguments. Never a shell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Program name (`modprobe`, `grub2-mkconfig`, ...).
     pub program: String,
@@ -70,7 +70,7 @@ impl std::fmt::Display for Command {
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Action {
@@ -158,7 +158,7 @@ impl Action {
 }
 
 /// A check made after applying: the module parameter must read as wanted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verify {
     /// sysfs file (as the host sees it).
     pub path: String,
@@ -167,7 +167,7 @@ pub struct Verify {
 }
 
 /// What to change, why, and when it takes effect.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Plan {
     /// One sentence: what the plan achieves, or that nothing needs to change.
     pub summary: String,
@@ -195,7 +195,7 @@ pub struct Written {
 }
 
 /// A program run by [`Plan::apply`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRun {
     /// The command.
     pub command: Command,

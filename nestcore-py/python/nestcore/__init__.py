@@ -18,9 +18,24 @@ Results are frozen objects whose attributes mirror the JSON report (schema/repor
 enumerations are plain ``str`` values exactly as in the JSON (``report.cpu.extension == "vmx"``,
 ``finding.level == "warn"``). Every object has ``to_dict()`` and ``to_json()``, compares by value,
 hashes and pickles.
+
+Turning nested virtualization on (the plan shows every diff and command; only ``apply()`` changes
+the host)::
+
+    plan = nestcore.plan_nested(persist=("modprobe", "cmdline"))
+    print(plan.text())
+    if not plan.blockers and not plan.is_empty:
+        report = plan.apply()
+
+The guest CPU configuration that gives guests VT-x/AMD-V, for this host::
+
+    rec = nestcore.recommend(report=nestcore.check(probe=False))
+    print(rec.nova_ini, rec.libvirt_xml, rec.caveats)
 """
 
 from ._errors import (
+    NestcoreApplyError,
+    NestcoreCommandError,
     NestcoreError,
     NestcoreInvalidInput,
     NestcoreIOError,
@@ -31,6 +46,10 @@ from ._errors import (
 )
 from ._nestcore import (
     SCHEMA_VERSION,
+    ApplyReport,
+    Plan,
+    PlanAction,
+    Recommendation,
     Capabilities,
     CmdlineParam,
     CmdlineReport,
@@ -52,6 +71,14 @@ from ._nestcore import (
     XenInfo,
     __version__,
     check,
+    cmdline_edit,
+    enable,
+    ensure_nested,
+    guest_cpu,
+    kargs_edit,
+    parse_cmdline,
+    plan_nested,
+    recommend,
     snapshot,
 )
 
@@ -79,6 +106,18 @@ __all__ = [
     "Finding",
     "Evidence",
     "Snapshot",
+    "plan_nested",
+    "enable",
+    "Plan",
+    "PlanAction",
+    "ApplyReport",
+    "guest_cpu",
+    "ensure_nested",
+    "recommend",
+    "Recommendation",
+    "kargs_edit",
+    "cmdline_edit",
+    "parse_cmdline",
     "NestcoreError",
     "NestcorePermissionError",
     "NestcoreNotFoundError",
@@ -86,4 +125,6 @@ __all__ = [
     "NestcoreInvalidInput",
     "NestcoreIOError",
     "NestcoreUnsupported",
+    "NestcoreCommandError",
+    "NestcoreApplyError",
 ]

@@ -5,11 +5,16 @@ Each class also subclasses the built-in exception that fits, so callers may catc
 The OSError family carries ``errno`` and ``filename`` and reads like Python's own
 (``[Errno 2] No such file or directory: '/nonexistent'``); every class carries ``message``
 (nestcore's full message, as the ``nestcore`` command prints it) and ``kind``.
+
+Applying a plan (``Plan.apply()``) adds two: ``NestcoreApplyError`` when a step failed after the
+apply began (the files already written were restored, listed in ``rolled_back``; the failure
+itself is the ``__cause__``), and ``NestcoreCommandError`` (an OSError) for a program that exited
+with a failure (``command``, ``status``, ``stderr``), usually as that cause.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Dict, Optional, Type
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type
 
 __all__ = [
     "NestcoreError",
@@ -19,6 +24,8 @@ __all__ = [
     "NestcoreInvalidInput",
     "NestcoreIOError",
     "NestcoreUnsupported",
+    "NestcoreCommandError",
+    "NestcoreApplyError",
 ]
 
 
@@ -74,6 +81,31 @@ class NestcoreUnsupported(NestcoreError, NotImplementedError):
     kind = "unsupported"
 
 
+class NestcoreCommandError(NestcoreIOError):
+    """A program run while applying a plan (``modprobe``, ``update-grub``, ``dracut``) exited with
+    a failure."""
+
+    kind = "command_failed"
+    #: The command line.
+    command: str
+    #: Its exit status (-1 when killed by a signal).
+    status: int
+    #: The end of its standard error.
+    stderr: str
+
+
+class NestcoreApplyError(NestcoreError):
+    """Applying a plan failed at ``step``; the files already written were restored (``rolled_back``,
+    as the host sees them). The failure itself is ``__cause__`` (a NestcoreCommandError, an OSError
+    subclass, ...)."""
+
+    kind = "apply"
+    #: The step that failed ("writing /etc/modprobe.d/...", "run `modprobe ...`: ...").
+    step: str
+    #: Files restored to their content before the apply (a restore that failed says so).
+    rolled_back: Tuple[str, ...]
+
+
 # The one mapping from nestcore's ErrorKind to a class, read off the classes' ``kind``.
 _BY_KIND: Dict[str, Type[NestcoreError]] = {
     cls.kind: cls
@@ -84,6 +116,8 @@ _BY_KIND: Dict[str, Type[NestcoreError]] = {
         NestcoreInvalidInput,
         NestcoreIOError,
         NestcoreUnsupported,
+        NestcoreCommandError,
+        NestcoreApplyError,
     )
 }
 
@@ -94,6 +128,7 @@ def _from_native(
     errno: Optional[int],
     strerror: Optional[str],
     filename: Optional[str],
+    extra: Optional[Mapping[str, Any]] = None,
 ) -> NestcoreError:
     """The exception for an error of the native module (called from Rust, nowhere else)."""
     cls = _BY_KIND.get(kind, NestcoreError)
@@ -106,4 +141,6 @@ def _from_native(
         if issubclass(cls, OSError):
             exc.filename = filename  # type: ignore[attr-defined]
     exc.message = message
+    for name, value in (extra or {}).items():
+        setattr(exc, name, value)
     return exc

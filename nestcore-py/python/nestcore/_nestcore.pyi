@@ -6,10 +6,11 @@ and ``to_json()`` give the JSON form, objects compare and hash by value and pick
 """
 
 import os
-from typing import Any, Dict, List, Literal, Optional, Union, final
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, final
 
 _StrPath = Union[str, os.PathLike[str]]
 _Level = Literal["pass", "info", "warn", "fail"]
+_When = Literal["now", "after_reload", "after_reboot"]
 
 __all__ = [
     "__version__",
@@ -37,6 +38,19 @@ __all__ = [
     "Finding",
     "Evidence",
     "Snapshot",
+    "plan_nested",
+    "enable",
+    "_plan_from_json",
+    "Plan",
+    "PlanAction",
+    "ApplyReport",
+    "guest_cpu",
+    "ensure_nested",
+    "recommend",
+    "Recommendation",
+    "kargs_edit",
+    "cmdline_edit",
+    "parse_cmdline",
 ]
 __version__: str
 SCHEMA_VERSION: int
@@ -362,3 +376,201 @@ class Snapshot(_Value):
     def files(self) -> List[str]: ...
     @property
     def cpuid(self) -> Optional[str]: ...
+
+# Nested virtualization on or off: plan, apply (nestcore enable).
+
+def plan_nested(
+    root: Optional[_StrPath] = None,
+    want: Literal["on", "off"] = "on",
+    persist: Sequence[str] = ...,  # ("modprobe",)
+    neutralise_conflicts: bool = False,
+) -> Plan:
+    """Plans turning nested virtualization ``want`` ("on" or "off") for the layers in ``persist``
+    (any of "runtime", "modprobe", "cmdline") on this machine (``root=None``) or a recorded root.
+    Reads the host only (the GIL is released meanwhile); ``Plan.apply()`` changes it.
+    ``neutralise_conflicts`` comments out (or overrides) modprobe.d lines that set the opposite
+    value instead of reporting them as blockers.
+
+    Raises NestcoreInvalidInput (a ValueError) for another want or layer, NestcoreUnsupported when
+    the vendor module cannot be told or a runtime reload is impossible (built in, in use),
+    NestcoreParseError for a configuration nestcore cannot edit safely, an OSError subclass when
+    ``root`` cannot be read.
+    """
+
+def enable(
+    root: Optional[_StrPath] = None,
+    off: bool = False,
+    persist: Sequence[str] = ...,  # ("modprobe",)
+    apply: bool = False,
+    neutralise_conflicts: bool = False,
+    *,
+    json: bool = False,
+) -> Tuple[str, int]:
+    """What ``nestcore enable`` prints and its exit status (0: the host is, or ends, as wanted; 1:
+    not, a plan not applied or blocked). Programs are deferred (listed, not run) for a recorded
+    root and run on this machine. ``json=True`` is ``nestcore enable --json``.
+    """
+
+def _plan_from_json(root: Optional[_StrPath], want: str, persist: Sequence[str], core: str) -> Plan: ...
+
+@final
+class PlanAction(_Value):
+    """One step of a plan."""
+
+    @property
+    def kind(self) -> Literal["write_file", "reload_module", "run"]: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def path(self) -> Optional[str]: ...
+    @property
+    def diff(self) -> Optional[str]: ...
+
+@final
+class ApplyReport(_Value):
+    """What ``Plan.apply()`` did."""
+
+    @property
+    def written(self) -> Tuple[str, ...]: ...
+    @property
+    def backups(self) -> Tuple[str, ...]: ...
+    @property
+    def commands(self) -> Tuple[Tuple[str, int], ...]: ...
+    @property
+    def deferred(self) -> Tuple[str, ...]: ...
+    @property
+    def rolled_back(self) -> Tuple[str, ...]: ...
+    @property
+    def verified(self) -> Optional[bool]: ...
+    @property
+    def changed(self) -> bool: ...
+
+@final
+class Plan:
+    """A plan to turn nested virtualization on or off, made by ``plan_nested()``; frozen, compares
+    by value, pickles (and a pickled plan still applies)."""
+
+    @property
+    def root(self) -> Optional[str]: ...
+    @property
+    def want(self) -> Literal["on", "off"]: ...
+    @property
+    def persist(self) -> Tuple[str, ...]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def is_empty(self) -> bool: ...
+    @property
+    def actions(self) -> Tuple[PlanAction, ...]: ...
+    @property
+    def blockers(self) -> Tuple[str, ...]: ...
+    @property
+    def warnings(self) -> Tuple[str, ...]: ...
+    @property
+    def timeline(self) -> Tuple[Tuple[_When, str], ...]: ...
+    @property
+    def reboot_required(self) -> bool: ...
+    def diff(self) -> str:
+        """Every file's unified diff, concatenated ("" when the plan writes no file)."""
+    def text(self) -> str:
+        """The plan as ``nestcore enable`` prints it."""
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self) -> str: ...
+    def apply(self, defer_commands: Optional[bool] = None) -> ApplyReport:
+        """Carries the plan out on the root it was made for: the only call that changes a host.
+
+        ``defer_commands=None`` defers programs for a recorded root (listed in
+        ``ApplyReport.deferred``) and runs them on this machine. Raises NestcoreUnsupported while
+        the plan has blockers, NestcoreApplyError (``rolled_back``, the failure as ``__cause__``)
+        when a step failed after writing began.
+        """
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> Any: ...
+
+# The guest CPU configuration that gives guests VT-x/AMD-V (nestcore guest-cpu).
+
+def guest_cpu(
+    format: Literal["libvirt", "qemu", "nova"] = "libvirt",
+    mode: Optional[Literal["custom", "host-model", "host-passthrough", "maximum"]] = None,
+    model: Optional[str] = None,
+    features: Sequence[str] = ...,  # ()
+    topology: Optional[str] = None,
+    report: Optional[Report] = None,
+    vendor: Optional[Literal["intel", "amd"]] = None,
+) -> str:
+    """The guest CPU configuration that gives guests VMX/SVM, exactly as ``nestcore guest-cpu``
+    prints it: a libvirt ``<cpu>`` element, a QEMU ``-cpu`` argument or nova.conf's ``[libvirt]``
+    keys. ``features`` are ``"POLICY:NAME"`` (force, require, optional, disable, forbid),
+    ``topology`` is ``"S,C,T"`` or ``"S,D,C,T"``. Without mode and model: the recommendation for a
+    single host.
+
+    The host: ``report`` (its vendor, extension and nesting state), else ``vendor``, else this
+    machine's CPU vendor (checked without the probe; a ``vendor`` given with a report overrides
+    its vendor). Raises NestcoreInvalidInput (a ValueError) for a bad argument or a vendor that does
+    not tell vmx from svm.
+    """
+
+def ensure_nested(
+    domain_xml: str,
+    vendor: Optional[Literal["intel", "amd"]] = None,
+    disable: bool = False,
+    report: Optional[Report] = None,
+) -> str:
+    """The libvirt domain definition edited so that its guest gets VMX/SVM (``disable=True``:
+    takes it away), as ``nestcore guest-cpu --ensure-nested`` prints it; everything outside the
+    edited ``<cpu>`` stays byte for byte. The host as for ``guest_cpu()``. Raises
+    NestcoreParseError (a ValueError) for XML that is not a domain.
+    """
+
+def recommend(
+    report: Optional[Report] = None,
+    vendor: Optional[Literal["intel", "amd"]] = None,
+    migratable: bool = False,
+    model: Optional[str] = None,
+) -> Recommendation:
+    """The recommended guest CPU configuration in libvirt, QEMU and nova form, with the rationale
+    and caveats. ``migratable=True``: guests migrate between hosts, ``model`` is the pool's common
+    named CPU model if there is one. The host as for ``guest_cpu()``.
+    """
+
+@final
+class Recommendation(_Value):
+    """The guest CPU configuration recommended for a host and what the guests need."""
+
+    @property
+    def libvirt_xml(self) -> str: ...
+    @property
+    def qemu_cpu(self) -> str: ...
+    @property
+    def nova_ini(self) -> str: ...
+    @property
+    def rationale(self) -> Tuple[str, ...]: ...
+    @property
+    def caveats(self) -> Tuple[str, ...]: ...
+
+# Kernel arguments (nestcore kargs): pure text in, text out.
+
+def kargs_edit(
+    config_text: str,
+    loader: Literal["grub", "grub2", "bls", "extlinux", "kernel-cmdline"],
+    update_kernel: str = "ALL",
+    args: Optional[str] = None,
+    remove_args: Optional[str] = None,
+    boot_filesystem: Optional[str] = None,
+) -> str:
+    """The configuration text with kernel arguments edited grubby-compatibly, as ``nestcore kargs``
+    prints it. ``args``: ``k=v`` replaces an existing ``k`` in place or is appended;
+    ``remove_args``: ``k`` removes any value, ``k=v`` only that one. ``update_kernel``: "ALL",
+    "DEFAULT", indexes or a kernel path. Raises NestcoreInvalidInput for an unknown loader or bad
+    arguments, NestcoreParseError for a configuration that cannot be edited safely.
+    """
+
+def cmdline_edit(line: str, args: Optional[str] = None, remove_args: Optional[str] = None) -> str:
+    """A bare kernel command line with grubby's ``--args`` then ``--remove-args`` applied (``-``
+    equals ``_`` in names); every other byte stays."""
+
+def parse_cmdline(line: str) -> Tuple[Tuple[str, Optional[str]], ...]:
+    """The kernel's parameters as (name, value) by the kernel's rules: names as written, value
+    None for a bare name, quotes around a value dropped, init arguments after ``--`` left out."""

@@ -1,0 +1,215 @@
+"""nestcore_nested: arguments, the report read first (failures that name the host and the reason),
+blockers, idempotence (empty plan => no change), check mode, diffs, apply failures. The plan
+is a fake with the documented attributes; the reports are the real ones of recorded hosts."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import pytest
+
+nestcore = pytest.importorskip("nestcore")
+
+from ansible_collections.nestcore.kvm.plugins.module_utils.nestcore_common import NestcoreModuleFailure  # noqa: E402
+from ansible_collections.nestcore.kvm.plugins.modules import nestcore_nested  # noqa: E402
+
+from fakes import FakeNestcore, FakePlan  # noqa: E402
+
+DROPIN = "/etc/modprobe.d/nestcore-kvm.conf"
+DROPIN_DIFF = "--- /dev/null\n+++ %s\n@@ -0,0 +1 @@\n+options kvm_intel nested=1\n" % DROPIN
+
+
+def params(root, **kw):
+    p = {"state": "enabled", "persist": ["modprobe"], "root": str(root), "neutralise_conflicts": False}
+    p.update(kw)
+    return p
+
+
+def copy_root(fixtures, tmp_path, kind, name):
+    dst = tmp_path / name
+    shutil.copytree(fixtures / kind / name / "root", dst, symlinks=True)
+    return dst
+
+
+def dropin_plan(root, **kw):
+    def write():
+        (root / "etc" / "modprobe.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc" / "modprobe.d" / "nestcore-kvm.conf").write_text("options kvm_intel nested=1\n")
+
+    return FakePlan(
+        actions=[("write", "create the drop-in", DROPIN, DROPIN_DIFF), ("command", "regenerate", None, None)],
+        timeline=[("after_reload", "kvm_intel loads with nested=1")],
+        reboot_required=True,
+        on_apply=write,
+        **kw,
+    )
+
+
+def fails(p, nc, check_mode=False):
+    with pytest.raises(NestcoreModuleFailure) as e:
+        nestcore_nested.run(p, nc, check_mode=check_mode)
+    assert socket.gethostname() in e.value.msg
+    return e.value
+
+
+def test_argument_spec():
+    spec = nestcore_nested.ARGUMENT_SPEC
+    assert set(spec) == {"state", "persist", "root", "cpuid", "neutralise_conflicts"}
+    assert spec["state"]["choices"] == ["enabled", "disabled"] and spec["state"]["default"] == "enabled"
+    assert spec["persist"]["default"] == ["modprobe"]
+    assert spec["persist"]["choices"] == ["modprobe", "cmdline", "runtime"]
+    assert spec["persist"]["type"] == "list" and spec["persist"]["elements"] == "str"
+
+
+@pytest.mark.parametrize(
+    "args,word",
+    [({"persist": ["reboot"]}, "persist"), ({"state": "on"}, "state"), ({"neutralise_conflicts": "maybe"}, "neutralise")],
+)
+def test_main_rejects_bad_arguments(run_main, args, word):
+    status, result = run_main(nestcore_nested, args)
+    assert status == "fail" and word in result["msg"]
+
+
+def test_empty_persist_fails(fixtures):
+    e = fails(params(fixtures / "hosts/intel-nested-off/root", persist=[]), FakeNestcore())
+    assert e.extra["reason"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    "name,reason,words",
+    [
+        ("no-extension", "no_extension", "no hardware virtualization extension"),
+        ("xen-pv-guest", "no_extension", "VMX/SVM"),
+        ("aarch64-no-cpuid", "no_extension", "aarch64"),
+        ("intel-firmware-disabled", "firmware_disabled", "disabled in the firmware"),
+    ],
+)
+def test_report_first_no_extension_or_firmware(fixtures, name, reason, words):
+    nc = FakeNestcore()
+    root = fixtures / "hosts" / name / "root"
+    cpuid = fixtures / "hosts" / name / "cpuid.txt"
+    e = fails(params(root, cpuid=str(cpuid) if cpuid.exists() else None), nc)
+    assert e.extra["reason"] == reason
+    assert words in e.msg and str(root) in e.msg
+    assert nc.plan_calls == []  # failed before planning
+
+
+def test_busy_module_fails_for_runtime_only(fixtures):
+    root = fixtures / "enable/busy-module/root"
+    nc = FakeNestcore(plan=FakePlan())
+    e = fails(params(root, persist=["runtime"]), nc)
+    assert e.extra["reason"] == "module_busy"
+    assert "kvm_intel" in e.msg and "in use" in e.msg and "refcnt 3" in e.msg
+    assert nc.plan_calls == []
+    # modprobe.d does not need the module unloaded: planned as usual.
+    assert nestcore_nested.run(params(root), nc)["changed"] is False
+    assert len(nc.plan_calls) == 1
+
+
+def test_builtin_module_fails_for_runtime(fixtures):
+    e = fails(params(fixtures / "enable/wsl2-builtin/root", persist=["runtime", "modprobe"]), FakeNestcore())
+    assert e.extra["reason"] == "module_builtin" and "built into the kernel" in e.msg and "cmdline" in e.msg
+
+
+def test_disabling_skips_the_extension_check(fixtures):
+    nc = FakeNestcore()
+    r = nestcore_nested.run(params(fixtures / "hosts/no-extension/root", state="disabled"), nc)
+    assert r["changed"] is False and nc.plan_calls[0]["want"] == "off"
+
+
+def test_planner_error_names_the_host_and_reason(fixtures):
+    err = nestcore.NestcoreUnsupported("kvm_intel is in use (refcnt 3, holders []): stop the virtual machines first")
+    nc = FakeNestcore(plan_error=err)
+    e = fails(params(fixtures / "hosts/intel-nested-off/root", persist=["runtime"]), nc)
+    assert e.extra["reason"] == "module_busy" and e.extra["kind"] == "unsupported"
+    assert "in use" in e.msg
+
+
+def test_options_reach_the_planner(fixtures):
+    nc = FakeNestcore()
+    root = fixtures / "hosts/intel-nested-off/root"
+    nestcore_nested.run(params(root, persist=["cmdline", "modprobe"], neutralise_conflicts=True), nc)
+    assert nc.plan_calls == [dict(root=str(root), want="on", persist=("cmdline", "modprobe"), neutralise_conflicts=True)]
+
+
+def test_blockers_fail_and_nothing_is_applied(fixtures):
+    plan = FakePlan(actions=[("write", "drop-in", DROPIN, DROPIN_DIFF)], blockers=["/usr/lib/modprobe.d/x.conf:2 wins"])
+    e = fails(params(fixtures / "enable/conflict-distro/root"), FakeNestcore(plan=plan))
+    assert e.extra["reason"] == "blocked" and e.extra["blockers"] == ["/usr/lib/modprobe.d/x.conf:2 wins"]
+    assert "x.conf:2 wins" in e.msg and plan.applied == 0
+
+
+def test_empty_plan_is_no_change(fixtures):
+    plan = FakePlan()
+    r = nestcore_nested.run(params(fixtures / "hosts/intel-nested-on/root"), FakeNestcore(plan=plan))
+    assert r["changed"] is False and r["reboot_required"] is False and plan.applied == 0
+    assert r["plan"] == "PLAN: 0 actions" and r["diff"] == [] and r["blockers"] == []
+    assert r["nested_before"] == r["nested_after"] == "enabled"
+
+
+def test_empty_plan_but_kernel_differs_means_reboot_pending(fixtures):
+    r = nestcore_nested.run(params(fixtures / "hosts/intel-nested-off/root"), FakeNestcore(plan=FakePlan()))
+    assert r["changed"] is False and r["reboot_required"] is True
+
+
+def test_check_mode_plans_only(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "hosts", "intel-nested-off")
+    plan = dropin_plan(root)
+    r = nestcore_nested.run(params(root), FakeNestcore(plan=plan), check_mode=True)
+    assert r["changed"] is True and r["reboot_required"] is True and plan.applied == 0
+    assert r["diff"] == [{"before_header": DROPIN, "after_header": DROPIN, "prepared": DROPIN_DIFF}]
+    assert [a["kind"] for a in r["actions"]] == ["write", "command"]
+    assert r["timeline"] == [{"when": "after_reload", "what": "kvm_intel loads with nested=1"}]
+    assert not (root / DROPIN.lstrip("/")).exists()
+
+
+def test_apply_reports_before_and_after(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "hosts", "intel-nested-off")
+    plan = dropin_plan(root)
+    r = nestcore_nested.run(params(root), FakeNestcore(plan=plan))
+    assert plan.applied == 1 and r["changed"] is True
+    assert r["diff"] == [
+        {"before_header": DROPIN, "after_header": DROPIN, "before": "", "after": "options kvm_intel nested=1\n"}
+    ]
+    assert r["written"] == [DROPIN] and r["deferred"] == ["modprobe -r kvm_intel"]
+    assert r["commands"] == [{"cmd": "update-grub", "status": 0}]
+    # The running kernel still has nested off: a reboot (or reload) is needed.
+    assert r["reboot_required"] is True and r["nested_after"] == "disabled"
+
+
+def test_apply_that_changes_nothing_is_no_change(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "hosts", "intel-nested-on")
+    plan = FakePlan(actions=[("write", "drop-in", DROPIN, DROPIN_DIFF)], changed=False, reboot_required=True)
+    r = nestcore_nested.run(params(root), FakeNestcore(plan=plan))
+    assert r["changed"] is False and r["reboot_required"] is False
+
+
+def test_apply_failure_carries_the_rollback(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "hosts", "intel-nested-off")
+    err = nestcore.NestcoreUnsupported("verifying /sys/module/kvm_intel/parameters/nested failed")
+    err.rolled_back = [DROPIN]
+    e = fails(params(root), FakeNestcore(plan=dropin_plan(root, apply_error=err)))
+    assert e.extra["reason"] == "apply_failed" and e.extra["rolled_back"] == [DROPIN]
+    assert "rolled back: %s" % DROPIN in e.msg
+
+
+def test_main_check_mode_end_to_end(run_main, fixtures, monkeypatch, tmp_path):
+    root = copy_root(fixtures, tmp_path, "hosts", "intel-nested-off")
+    plan = dropin_plan(root)
+    monkeypatch.setattr(nestcore_nested, "nestcore", FakeNestcore(plan=plan))
+    status, result = run_main(nestcore_nested, {"root": str(root), "_ansible_check_mode": True})
+    assert status == "exit" and result["changed"] is True and plan.applied == 0
+
+
+@pytest.mark.skipif(not hasattr(nestcore, "plan_nested"), reason="nestcore.plan_nested() not in this build yet")
+def test_real_plan_is_idempotent(run_main, fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "enable", "debian-grub2")
+    args = {"root": str(root), "persist": ["modprobe", "cmdline"]}
+    status, first = run_main(nestcore_nested, dict(args, _ansible_check_mode=True))
+    assert status == "exit" and first["changed"] is True and first["diff"]
+    status, first = run_main(nestcore_nested, args)
+    assert status == "exit" and first["changed"] is True, first
+    assert any(d["after_header"] == DROPIN for d in first["diff"])
+    status, second = run_main(nestcore_nested, args)
+    assert status == "exit" and second["changed"] is False, second
