@@ -1548,6 +1548,33 @@ fn indent_unit(src: &str, root: &Node) -> String {
 
 /// Inserts `line` as the new last-but-features child of `cpu`: after its last `<feature>`, or
 /// after its last child, or as its first child.
+/// Features need a model in custom mode: a custom `<cpu>` without one becomes host-model (and
+/// loses `match`, which host-model forbids). Shared by [`ensure_nested`] and [`disable_nested`].
+fn modelless_custom_to_host_model(sp: &mut Splicer<'_>, cpu: &Node) {
+    match cpu.attr_full("mode") {
+        Some(a) => sp.replace(
+            a.value_span.clone(),
+            "host-model",
+            "mode custom without a model became host-model",
+        ),
+        None => {
+            let at = cpu.open.start + "<cpu".len();
+            sp.replace(
+                at..at,
+                " mode='host-model'",
+                "a <cpu> without mode or model became mode='host-model'",
+            );
+        }
+    }
+    if let Some(r) = sp.attr_range(cpu, "match") {
+        sp.replace(
+            r,
+            "",
+            "dropped match (meaningless without a model, invalid with host-model)",
+        );
+    }
+}
+
 fn insert_child(sp: &mut Splicer<'_>, cpu: &Node, unit: &str, line: &str, why: String) {
     let src = sp.src;
     let ci = child_indent(src, cpu, unit);
@@ -1700,29 +1727,7 @@ pub fn ensure_nested_with(domain_xml: &str, vendor: Vendor, when_missing: Missin
     }
     let has_model = cpu.child("model").is_some_and(|m| !m.text.trim().is_empty());
     if mode == Mode::Custom && !has_model {
-        // Features need a model in custom mode; switch to host-model.
-        match cpu.attr_full("mode") {
-            Some(a) => sp.replace(
-                a.value_span.clone(),
-                "host-model",
-                "mode custom without a model became host-model",
-            ),
-            None => {
-                let at = cpu.open.start + "<cpu".len();
-                sp.replace(
-                    at..at,
-                    " mode='host-model'",
-                    "a <cpu> without mode or model became mode='host-model'",
-                );
-            }
-        }
-        if let Some(r) = sp.attr_range(cpu, "match") {
-            sp.replace(
-                r,
-                "",
-                "dropped match (meaningless without a model, invalid with host-model)",
-            );
-        }
+        modelless_custom_to_host_model(&mut sp, cpu);
     }
     let mut satisfied = false;
     for f in &features {
@@ -1799,28 +1804,7 @@ pub fn disable_nested(domain_xml: &str, vendor: Vendor) -> Result<Edit> {
     let mode = cpu.attr("mode").and_then(Mode::from_xml).unwrap_or(Mode::Custom);
     let has_model = cpu.child("model").is_some_and(|m| !m.text.trim().is_empty());
     if mode == Mode::Custom && !has_model {
-        match cpu.attr_full("mode") {
-            Some(a) => sp.replace(
-                a.value_span.clone(),
-                "host-model",
-                "mode custom without a model became host-model",
-            ),
-            None => {
-                let at = cpu.open.start + "<cpu".len();
-                sp.replace(
-                    at..at,
-                    " mode='host-model'",
-                    "a <cpu> without mode or model became mode='host-model'",
-                );
-            }
-        }
-        if let Some(r) = sp.attr_range(cpu, "match") {
-            sp.replace(
-                r,
-                "",
-                "dropped match (meaningless without a model, invalid with host-model)",
-            );
-        }
+        modelless_custom_to_host_model(&mut sp, cpu);
     }
     let features: Vec<&Node> = cpu
         .children

@@ -465,3 +465,20 @@ fn hostile_inputs_do_not_panic() {
     assert!(libvirt::ensure_nested(&deep, Vendor::Intel).is_err());
     assert!(Cpu::from_xml(&format!("<cpu>{}</cpu>", "<model>".repeat(10_000))).is_err());
 }
+
+#[test]
+fn disable_modelless_custom_becomes_host_model() {
+    let before = domain(
+        "<cpu mode='custom' match='exact'>\n    <topology sockets='1' cores='4' threads='1'/>\n  </cpu>",
+    );
+    let edit = libvirt::disable_nested(&before, Vendor::Intel).unwrap();
+    assert!(edit.xml.contains("<cpu mode='host-model'>"), "{}", edit.xml);
+    assert!(!edit.xml.contains("match="), "{}", edit.xml);
+    assert!(
+        edit.xml.contains("<feature policy='disable' name='vmx'/>"),
+        "{}",
+        edit.xml
+    );
+    let d = libvirt::parse_domain(&edit.xml).unwrap();
+    assert_eq!(d.cpu.unwrap().effective_mode(), Mode::HostModel);
+}
