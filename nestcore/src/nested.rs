@@ -807,7 +807,19 @@ pub fn enable_cli_with(
         1
     };
     let text = if json {
-        let v = serde_json::json!({ "plan": plan, "report": report, "exit_code": code });
+        // A struct, not json!: a map's key order would follow serde_json's preserve_order
+        // feature, which a workspace build unifies (the Python crate turns it on).
+        #[derive(Serialize)]
+        struct Output<'a> {
+            plan: &'a Plan,
+            report: Option<&'a crate::plan::ApplyReport>,
+            exit_code: i32,
+        }
+        let v = Output {
+            plan: &plan,
+            report: report.as_ref(),
+            exit_code: code,
+        };
         serde_json::to_string_pretty(&v).map_err(|e| Error::InvalidInput(e.to_string()))? + "\n"
     } else {
         let mut s = plan.render();
