@@ -439,7 +439,7 @@ pub fn detect(host: &Host, info: &CpuinfoBlock) -> CpuReport {
         None
     };
 
-    let firmware = firmware_state(host, extension, flags_vmx, flags_svm, &mut ev);
+    let firmware = firmware_state(host, extension, flags_vmx, &mut ev);
 
     CpuReport {
         vendor_id,
@@ -515,7 +515,6 @@ fn firmware_state(
     host: &Host,
     ext: Extension,
     flags_vmx: Option<bool>,
-    _flags_svm: Option<bool>,
     ev: &mut Vec<Evidence>,
 ) -> FirmwareState {
     match ext {

@@ -561,7 +561,6 @@ pub fn detect(
     }
     let xen = xen(host, &mut ev);
 
-    let mut amazon_metal = false;
     let decided: Option<(&str, &str)> = {
         let dmi_id_only = dmi_hit.as_ref().map(|(id, name, _, _)| (*id, *name));
         match (primary, dmi_id_only) {
@@ -574,7 +573,7 @@ pub fn detect(
             )),
             (Some(p), _) => Some(p),
             (None, Some(("amazon", _))) => {
-                amazon_metal = dmi
+                let amazon_metal = dmi
                     .as_ref()
                     .and_then(|d| d.product_name.as_deref())
                     .is_some_and(|p| p.ends_with(".metal"));
@@ -671,7 +670,6 @@ pub fn detect(
 
     let container = container(host, kernel, &mut ev).to_string();
     let cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
-    let _ = amazon_metal;
     VirtReport {
         hypervisor,
         hypervisor_name: name,
