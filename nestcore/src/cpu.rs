@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::report::Evidence;
+use crate::evidence::Evidence;
 use crate::Host;
 
 /// CPU vendor, from the CPUID vendor id (or /proc/cpuinfo's `vendor_id`).

@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use crate::cpu::{regs_string, CpuinfoBlock};
-use crate::report::Evidence;
+use crate::evidence::Evidence;
 use crate::Host;
 
 /// One CPUID hypervisor signature.

@@ -23,6 +23,7 @@ pub mod bootloader;
 pub mod cmdline;
 pub mod cpu;
 pub mod error;
+pub mod evidence;
 pub mod guest;
 pub mod host;
 #[cfg(test)]

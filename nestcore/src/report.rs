@@ -6,32 +6,14 @@
 
 use serde::Serialize;
 
+pub use crate::evidence::Evidence;
+
 use crate::cpu::CpuReport;
 use crate::hypervisor::VirtReport;
 use crate::kvm::KvmReport;
 
 /// The JSON contract's version. Bumped only for incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// One piece of evidence: where it was read and what was found there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Evidence {
-    /// The source: a path as the host sees it ("/proc/cpuinfo"), a CPUID leaf ("cpuid 0x1"), an
-    /// ioctl ("ioctl KVM_GET_API_VERSION"), an MSR.
-    pub source: String,
-    /// What was found there.
-    pub detail: String,
-}
-
-impl Evidence {
-    /// New evidence.
-    pub fn new(source: impl Into<String>, detail: impl Into<String>) -> Evidence {
-        Evidence {
-            source: source.into(),
-            detail: detail.into(),
-        }
-    }
-}
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -2,9 +2,10 @@
 //! evidence and remedies. Pure: reads nothing, so every rule is testable on built reports.
 
 use crate::cpu::{CpuReport, Extension, FirmwareState};
+use crate::evidence::Evidence;
 use crate::hypervisor::VirtReport;
 use crate::kvm::{DeviceState, KvmReport, ModuleState, Tri};
-use crate::report::{CmdlineReport, Evidence, Finding, Level, NestedForGuests, Verdict};
+use crate::report::{CmdlineReport, Finding, Level, NestedForGuests, Verdict};
 
 const C_HW: &str = "Checking for hardware virtualization";
 const C_MOD: &str = "Checking for the KVM module";

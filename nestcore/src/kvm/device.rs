@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::cpu::Extension;
-use crate::report::Evidence;
+use crate::evidence::Evidence;
 use crate::Host;
 
 /// What opening /dev/kvm showed.

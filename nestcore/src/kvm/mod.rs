@@ -13,7 +13,7 @@ pub use device::{Capabilities, DeviceReport, DeviceState};
 pub use probe::ProbeReport;
 
 use crate::cpu::{CpuReport, Extension, Vendor};
-use crate::report::Evidence;
+use crate::evidence::Evidence;
 use crate::Host;
 
 /// A tri-state for settings whose truth can be unknown.
