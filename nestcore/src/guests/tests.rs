@@ -1,0 +1,3 @@
+//! Unit tests of the guest verdicts on small roots written here.
+
+use super::*;
