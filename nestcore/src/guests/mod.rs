@@ -550,7 +550,11 @@ fn render(r: &GuestsReport) -> String {
         if let Some(plan) = &g.fix {
             s.push_str("    fix:\n");
             for line in plan.render().lines() {
-                s.push_str(&format!("      {line}\n"));
+                if line.is_empty() {
+                    s.push('\n');
+                } else {
+                    s.push_str(&format!("      {line}\n"));
+                }
             }
         }
         for c in &g.caveats {

@@ -87,6 +87,8 @@ pub(crate) fn set_key(text: &str, key: &str, value: &str) -> String {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut section = String::new();
     let mut found: Option<(usize, usize)> = None;
+    // The line after which a new key goes: the last setting (or the header) of the last
+    // [libvirt] section.
     let mut header: Option<usize> = None;
     let mut i = 0;
     while i < lines.len() {
@@ -96,7 +98,10 @@ pub(crate) fn set_key(text: &str, key: &str, value: &str) -> String {
             if section == "libvirt" {
                 header = Some(i);
             }
-        } else if section == "libvirt" && !lines[i].starts_with([' ', '\t']) && !t.starts_with(['#', ';']) {
+        } else if section == "libvirt" && !t.is_empty() && !t.starts_with(['#', ';']) {
+            header = Some(i);
+        }
+        if section == "libvirt" && !lines[i].starts_with([' ', '\t']) && !t.starts_with(['#', ';', '[']) {
             if let Some(pos) = t.find(['=', ':']) {
                 if t[..pos].trim() == key {
                     let mut end = i + 1;
@@ -581,8 +586,12 @@ mod tests {
             "[DEFAULT]\nx = 1\n[libvirt]\n# c\ncpu_mode = custom\ncpu_model_extra_flags = pcid,vmx\nvirt_type=kvm\n"
         );
         assert_eq!(
-            set_key("[libvirt]\nvirt_type = kvm\n", "cpu_mode", "host-model"),
-            "[libvirt]\ncpu_mode = host-model\nvirt_type = kvm\n"
+            set_key(
+                "[libvirt]\nvirt_type = kvm\n\n# next\n[other]\n",
+                "cpu_mode",
+                "host-model"
+            ),
+            "[libvirt]\nvirt_type = kvm\ncpu_mode = host-model\n\n# next\n[other]\n"
         );
         assert_eq!(
             set_key("[DEFAULT]\na=1", "k", "v"),
