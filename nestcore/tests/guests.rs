@@ -11,6 +11,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command as Proc;
 
 use nestcore::guests::{self, GuestsReport, Options};
@@ -18,28 +19,7 @@ use nestcore::plan::{Action, CommandOutput, DeferringExecutor, RecordingExecutor
 use nestcore::Host;
 use serde_json::Value;
 
-fn guests_dir() -> PathBuf {
-    common::workspace().join("tests/fixtures/guests")
-}
-
-/// Copies `from` into `to`, keeping symlinks as symlinks.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = e.file_type().unwrap();
-        let dst = to.join(e.file_name());
-        if t.is_symlink() {
-            let target = std::fs::read_link(e.path()).unwrap();
-            let _ = std::fs::remove_file(&dst);
-            std::os::unix::fs::symlink(target, &dst).unwrap();
-        } else if t.is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
+use common::guests_dir;
 
 /// A writable root: the host fixture named in `host`, with the guest definitions laid over it.
 struct Fixture {
@@ -50,18 +30,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
-        let src = guests_dir().join(name);
-        let host_name = std::fs::read_to_string(src.join("host")).unwrap();
-        let host_dir = common::hosts_dir().join(host_name.trim());
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&host_dir.join("root"), dir.path());
-        copy_tree(&src.join("root"), dir.path());
-        let expect =
-            serde_json::from_str(&std::fs::read_to_string(src.join("expect.json")).unwrap()).unwrap();
+        let (dir, cpuid) = common::guest_fixture_root(name);
+        let text = std::fs::read_to_string(guests_dir().join(name).join("expect.json")).unwrap();
         Fixture {
             dir,
-            cpuid: host_dir.join("cpuid.txt"),
-            expect,
+            cpuid,
+            expect: serde_json::from_str(&text).unwrap(),
         }
     }
 
