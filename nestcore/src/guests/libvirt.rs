@@ -395,8 +395,8 @@ fn judge_cpu(ctx: &Ctx<'_>, cpu: Option<&Node>) -> (String, Config) {
     let policy_of = |n: &str| {
         cpu.children
             .iter()
-            .filter(|f| f.name == "feature" && f.attr("name") == Some(n))
-            .last()
+            .rev()
+            .find(|f| f.name == "feature" && f.attr("name") == Some(n))
             .map(|f| f.attr("policy").unwrap_or("require"))
     };
     let foreign = other(ext).as_str();

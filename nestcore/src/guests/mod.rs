@@ -733,3 +733,98 @@ pub fn summary_finding(host: &Host, view: HostView) -> Option<Finding> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+/// What a snapshot may keep of a guest definition `check` read: only what the verdict uses. A
+/// domain keeps its type, name, `<vcpu>`, `<cpu>` and nova's marker (no UUID, MAC address,
+/// disk path or VNC password); a nova file keeps its section headers and the keys nestcore reads
+/// (no transport_url or password); a Proxmox VM keeps `name`, `cpu`, `kvm`, the `-cpu` of
+/// `args` and its sections (no MAC address, disk or SMBIOS UUID). `None`: not a guest
+/// definition, keep as it is.
+pub(crate) fn snapshot_redact(path: &str, content: &[u8]) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(content);
+    let domain = (path.starts_with("/etc/libvirt/qemu/") || path.contains("/.config/libvirt/qemu/"))
+        && path.ends_with(".xml");
+    if domain {
+        return Some(redact_domain(&text).into_bytes());
+    }
+    if path.starts_with("/etc/nova/") {
+        let mut out = String::new();
+        let mut section = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.to_string();
+                out.push_str(t);
+                out.push('\n');
+                continue;
+            }
+            let key = t.split(['=', ':']).next().unwrap_or("").trim();
+            let keep = (section == "[libvirt]"
+                && matches!(
+                    key,
+                    "virt_type" | "cpu_mode" | "cpu_models" | "cpu_model" | "cpu_model_extra_flags"
+                ))
+                || (section == "[DEFAULT]" && key == "compute_driver");
+            if keep && !line.starts_with([' ', '\t']) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        return Some(out.into_bytes());
+    }
+    if path.starts_with("/etc/pve/") && path.contains("/qemu-server/") {
+        let mut out = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                out.push_str(t);
+                out.push('\n');
+                continue;
+            }
+            match t.split_once(':') {
+                Some((k @ ("name" | "cpu" | "kvm" | "delete"), v)) => out.push_str(&format!("{k}:{v}\n")),
+                Some(("args", v)) => {
+                    let mut it = v.split_whitespace();
+                    while let Some(a) = it.next() {
+                        if a == "-cpu" {
+                            if let Some(c) = it.next() {
+                                out.push_str(&format!("args: -cpu {c}\n"));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        return Some(out.into_bytes());
+    }
+    None
+}
+
+fn redact_domain(text: &str) -> String {
+    use crate::guest::xml;
+    let Ok(root) = xml::parse(text, "domain XML") else {
+        return String::from("<!-- not well-formed XML: its content is not recorded -->\n");
+    };
+    let mut out = String::new();
+    match root.attr("type") {
+        Some(t) => out.push_str(&format!("<{} type='{}'>\n", root.name, xml::escape(t))),
+        None => out.push_str(&format!("<{}>\n", root.name)),
+    }
+    for c in &root.children {
+        match c.name.as_str() {
+            "name" | "vcpu" | "cpu" => {
+                out.push_str("  ");
+                out.push_str(&text[c.span.clone()]);
+                out.push('\n');
+            }
+            "metadata" if c.children.iter().any(|m| m.name.ends_with("instance")) => {
+                out.push_str("  <uuid>00000000-0000-0000-0000-000000000000</uuid>\n");
+                out.push_str("  <metadata>\n    <nova:instance xmlns:nova=\"http://openstack.org/xmlns/libvirt/nova/1.1\"/>\n  </metadata>\n");
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&format!("</{}>\n", root.name));
+    out
+}

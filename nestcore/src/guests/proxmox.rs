@@ -34,6 +34,11 @@ const VM_FLAGS: [&str; 12] = [
     "aes",
 ];
 
+/// `key: value` lines in order.
+type Pairs = Vec<(String, String)>;
+/// cpu-models.conf: each model's name and options, or why it could not be read.
+type Models = Result<Vec<(String, Pairs)>, read::ReadFail>;
+
 /// A VM's `cpu:` property string.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct CpuProp {
@@ -65,7 +70,7 @@ pub(crate) fn parse_cpu(v: &str) -> CpuProp {
 }
 
 /// The main section of a VM config (before the first `[snapshot]`), and its `[PENDING]` section.
-fn sections(text: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn sections(text: &str) -> (Pairs, Pairs) {
     let mut main = Vec::new();
     let mut pending = Vec::new();
     let mut at: Option<&str> = None;
@@ -90,8 +95,8 @@ fn sections(text: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
 }
 
 /// cpu-models.conf: name -> (key, value) options.
-fn custom_models(text: &str) -> Vec<(String, Vec<(String, String)>)> {
-    let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
+fn custom_models(text: &str) -> Vec<(String, Pairs)> {
+    let mut out: Vec<(String, Pairs)> = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
@@ -180,7 +185,7 @@ fn judge_vm(
     vmid: &str,
     path: &str,
     text: &str,
-    models: &Result<Vec<(String, Vec<(String, String)>)>, read::ReadFail>,
+    models: &Models,
 ) -> Guest {
     let (main, pending) = sections(text);
     let get = |k: &str| {
@@ -202,7 +207,7 @@ fn judge_vm(
         (None, true) => (None, true),
         (None, false) => (get("cpu"), false),
     };
-    let kvm = pend("kvm").or(get("kvm")).map_or(true, |v| v.trim() != "0");
+    let kvm = pend("kvm").or(get("kvm")).is_none_or(|v| v.trim() != "0");
     let name = get("name").map_or(vmid.to_string(), str::to_string);
     let prop = cpu_value.map(parse_cpu).unwrap_or_default();
     let args_cpu = get("args").and_then(|a| {
@@ -274,7 +279,7 @@ fn judge_cpu(
     kvm: bool,
     prop: &CpuProp,
     args_cpu: Option<&str>,
-    models: &Result<Vec<(String, Vec<(String, String)>)>, read::ReadFail>,
+    models: &Models,
 ) -> Config {
     let name = ext.as_str();
     if !kvm {
@@ -357,8 +362,8 @@ fn judge_cpu(
             let flag = get("flags").and_then(|f| {
                 f.split(';')
                     .map(str::trim)
-                    .filter(|x| x.trim_start_matches(['+', '-']) == name)
-                    .last()
+                    .rev()
+                    .find(|x| x.trim_start_matches(['+', '-']) == name)
                     .map(|x| !x.starts_with('-'))
             });
             let reported = get("reported-model").unwrap_or("kvm64");
