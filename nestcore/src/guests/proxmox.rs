@@ -180,13 +180,7 @@ pub(crate) fn scan(ctx: &Ctx<'_>) -> (SourceRead, Vec<Guest>) {
     (read_src, guests)
 }
 
-fn judge_vm(
-    ctx: &Ctx<'_>,
-    vmid: &str,
-    path: &str,
-    text: &str,
-    models: &Models,
-) -> Guest {
+fn judge_vm(ctx: &Ctx<'_>, vmid: &str, path: &str, text: &str, models: &Models) -> Guest {
     let (main, pending) = sections(text);
     let get = |k: &str| {
         main.iter()
@@ -274,13 +268,7 @@ fn judge_vm(
     }
 }
 
-fn judge_cpu(
-    ext: Extension,
-    kvm: bool,
-    prop: &CpuProp,
-    args_cpu: Option<&str>,
-    models: &Models,
-) -> Config {
+fn judge_cpu(ext: Extension, kvm: bool, prop: &CpuProp, args_cpu: Option<&str>, models: &Models) -> Config {
     let name = ext.as_str();
     if !kvm {
         return Config::new(
