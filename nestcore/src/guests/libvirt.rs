@@ -233,7 +233,17 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, opts: &Options<'_>) -> (SourceRead, Vec<Gu
 
     let mut guests: Vec<Guest> = found.iter().map(|f| judge_found(ctx, f)).collect();
     guests.append(&mut errors);
-    guests.sort_by(|a, b| (a.scope.as_deref(), &a.name).cmp(&(b.scope.as_deref(), &b.name)));
+    // System domains first, then each user's session ones; by name within each.
+    guests.sort_by(|a, b| {
+        let key = |g: &Guest| {
+            (
+                g.scope.as_deref() != Some("system"),
+                g.scope.clone(),
+                g.name.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     let read = if via_virsh {
         "virsh"
     } else if guests.is_empty() {
