@@ -560,7 +560,11 @@ fn judge_found(ctx: &Ctx<'_>, f: &Found) -> Guest {
     if d.nova_uuid.is_some() {
         caveats.push("nova writes this domain: fix nova.conf (the nova entry) and hard-reboot the instance; a hand edit here is lost at its next hard reboot".into());
     }
-    let fix = fix_plan(ctx, f, &d, &name, read_from, running);
+    let fix = if ctx.fixes {
+        fix_plan(ctx, f, &d, &name, read_from, running)
+    } else {
+        None
+    };
     if gets == Some(true) || fix.as_ref().is_some_and(|p| p.blockers.is_empty()) {
         caveats.extend(vendor_caveats(ctx));
     }

@@ -202,6 +202,8 @@ pub struct Options<'a> {
     pub virsh: Option<&'a dyn Executor>,
     /// Skip the session definitions (`~/.config/libvirt/qemu`) of root and the users in /home.
     pub no_session: bool,
+    /// Judge only, build no fix (what `check`'s summary needs).
+    pub(crate) judge_only: bool,
 }
 
 impl std::fmt::Debug for Options<'_> {
@@ -209,6 +211,7 @@ impl std::fmt::Debug for Options<'_> {
         f.debug_struct("Options")
             .field("virsh", &self.virsh.map(|_| "executor"))
             .field("no_session", &self.no_session)
+            .field("judge_only", &self.judge_only)
             .finish()
     }
 }
@@ -224,6 +227,7 @@ impl<'a> Options<'a> {
         Options {
             virsh: Some(exec),
             no_session: false,
+            judge_only: false,
         }
     }
 }
@@ -271,6 +275,8 @@ pub(crate) struct Ctx<'a> {
     /// The libvirt host-model CPU's policy for the extension, from `virsh domcapabilities`:
     /// `Some(true)` names it, `Some(false)` withholds it (or leaves it to a model).
     pub host_model: Option<bool>,
+    /// Whether to build fixes (`check`'s summary only judges).
+    pub fixes: bool,
 }
 
 impl Ctx<'_> {
@@ -402,6 +408,7 @@ fn scan_view(host: &Host, view: HostView, opts: &Options<'_>) -> GuestsReport {
         host,
         view,
         host_model: None,
+        fixes: !opts.judge_only,
     };
     let mut sources = Vec::new();
     let mut guests = Vec::new();
@@ -691,6 +698,7 @@ pub fn summary_finding(host: &Host, view: HostView) -> Option<Finding> {
     let opts = Options {
         virsh: None,
         no_session: true,
+        judge_only: true,
     };
     let r = scan_view(host, view, &opts);
     if r.guests.is_empty() {

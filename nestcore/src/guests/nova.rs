@@ -344,7 +344,7 @@ fn judge<'s>(
         Some(ext) => judge_settings(ctx, ext, &virt_type, effective, &settings),
     };
     let (gets, reason) = conclude(ctx, &config);
-    let fix = ctx.ext().and_then(|ext| {
+    let fix = ctx.ext().filter(|_| ctx.fixes).and_then(|ext| {
         fix_plan(
             ctx, ext, &config, &virt_type, effective, &settings, get, texts, &main,
         )

@@ -237,7 +237,11 @@ fn judge_vm(ctx: &Ctx<'_>, vmid: &str, path: &str, text: &str, models: &Models) 
         .host
         .exists("/var/run/qemu-server")
         .then(|| ctx.host.exists(&format!("/var/run/qemu-server/{vmid}.pid")));
-    let fix = fix_plan(ctx, vmid, &name, &config, kvm, &prop, args_cpu.is_some(), running);
+    let fix = if ctx.fixes {
+        fix_plan(ctx, vmid, &name, &config, kvm, &prop, args_cpu.is_some(), running)
+    } else {
+        None
+    };
     let mut caveats = Vec::new();
     if gets == Some(true) || fix.as_ref().is_some_and(|p| p.blockers.is_empty()) {
         caveats.extend(vendor_caveats(ctx));

@@ -42,6 +42,7 @@ fn ctx_for(host: &Host, nested: NestedForGuests, kvm: Option<bool>, ext: Option<
             kvm_usable: kvm,
         },
         host_model: None,
+        fixes: true,
     }
 }
 
