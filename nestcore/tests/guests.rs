@@ -658,6 +658,19 @@ fn libvirt_api_through_a_recorded_virsh() {
     let e = r.guests.iter().find(|g| g.name == "epyc").unwrap();
     assert!(e.fix.as_ref().unwrap().blockers[0].contains("differs from the definition libvirt holds"));
 
+    // Only the line breaks of the <cpu> differ: the same definition, the fix goes ahead.
+    let reflowed = std::fs::read_to_string(dir.join("etc/libvirt/qemu/epyc.xml"))
+        .unwrap()
+        .replace("check='partial'>\n    <model", "check='partial'><model");
+    assert!(reflowed.contains("check='partial'><model"));
+    let exec3 = RecordingExecutor::new().on("virsh", move |_h, cmd| match cmd.args[2].as_str() {
+        "list" => ok("epyc\n"),
+        _ => ok(&reflowed),
+    });
+    let r = guests::scan(&host, &report, &Options::with_virsh(&exec3));
+    let e = r.guests.iter().find(|g| g.name == "epyc").unwrap();
+    assert!(e.fix.as_ref().unwrap().blockers.is_empty(), "{:?}", e.fix);
+
     // virsh that cannot connect: the files, and the reason said.
     let down = RecordingExecutor::new().on("virsh", |_h, _c| {
         Ok(CommandOutput {

@@ -645,9 +645,14 @@ fn fix_plan(
     };
     if read_from == ReadFrom::Virsh {
         let from_file = judge_domain(ctx, file).ok();
+        // The same <cpu> and type, whatever the line breaks and indentation.
+        let norm = |t: &Option<String>| {
+            t.as_deref()
+                .map(|t| t.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+        };
         let same = from_file
             .as_ref()
-            .is_some_and(|ff| ff.cpu_text == d.cpu_text && ff.domain_type == d.domain_type);
+            .is_some_and(|ff| norm(&ff.cpu_text) == norm(&d.cpu_text) && ff.domain_type == d.domain_type);
         if !same {
             plan.blockers.push(format!(
                 "{path} differs from the definition libvirt holds (edited without `virsh define`?): make them agree (`virsh dumpxml --inactive {name} > {path}`, or `virsh define {path}` if the file is right) and run again"
