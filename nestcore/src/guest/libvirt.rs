@@ -1884,8 +1884,12 @@ pub fn domain_nesting(domain_xml: &str, ext: Extension) -> Result<NestingVerdict
     let root = xml::parse(domain_xml, "domain XML")?;
     let target = locate(&root, domain_xml)?;
     let Some(cpu) = target.cpu else {
+        // qemu64 lists svm, but QEMU turns svm off in every named model under KVM
+        // (kvm_default_props) unless it is named: neither vendor's guest gets its extension.
         return Ok(match ext {
-            Extension::Svm => NestingVerdict::unknown("no <cpu>: libvirt's default (qemu64) includes svm"),
+            Extension::Svm => NestingVerdict::no(
+                "no <cpu>: libvirt's default (qemu64) lists svm, but QEMU turns it off under KVM unless it is named",
+            ),
             _ => NestingVerdict::no("no <cpu>: libvirt's default (qemu64) does not include vmx"),
         });
     };
