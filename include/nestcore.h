@@ -414,6 +414,13 @@ typedef uint32_t nestcore_guest_format;
 #endif // __cplusplus
 
 /**
+ * Every guest of a host, judged: made by `nestcore_guests_scan()`, released by
+ * `nestcore_guests_free()`. Immutable: any number of threads may read one at the same time, as
+ * long as none of them frees it meanwhile. It does not borrow the host it was made from.
+ */
+typedef struct nestcore_guests nestcore_guests;
+
+/**
  * A machine to inspect: the live one, or a recorded one (a folder laid out like `/` plus a CPUID
  * dump). Made by `nestcore_host_new_live()` or `nestcore_host_new_root()`, released by
  * `nestcore_host_free()`.
@@ -579,6 +586,153 @@ nestcore_status nestcore_ensure_nested(const char *domain_xml,
                                        uint32_t vendor,
                                        int disable,
                                        char **out);
+
+/**
+ * Reads every guest definition of `host` and judges it against the host's own verdict (the
+ * report of `nestcore_check()` without the probe, made here): libvirt's definitions (files;
+ * with `use_virsh` 1 also what libvirt holds, through `virsh`, on the live host), nova.conf's
+ * `[libvirt]` section and Proxmox VM configs. Reads only: nothing on the host changes (see
+ * `nestcore_guests_apply()`). A definition that cannot be read is one guest with its reason, not
+ * an error. `use_virsh` must be 0 or 1.
+ *
+ * On success `*out` receives the guests, to release with `nestcore_guests_free()`; on failure it
+ * is set to NULL.
+ *
+ * # Safety
+ * `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+ * or point to a writable `nestcore_guests *`.
+ */
+nestcore_status nestcore_guests_scan(const struct nestcore_host *host,
+                                     int use_virsh,
+                                     struct nestcore_guests **out);
+
+/**
+ * Releases guests from `nestcore_guests_scan()`. NULL is a no-op.
+ *
+ * # Safety
+ * `guests` must be NULL or from this library, not yet freed, and not in use by another thread;
+ * it must not be used afterwards.
+ */
+void nestcore_guests_free(struct nestcore_guests *guests);
+
+/**
+ * How many guests were found (unreadable definitions included).
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_count(const struct nestcore_guests *guests, size_t *out);
+
+/**
+ * What `nestcore guests` exits with: 0 when every guest found gets the extension (also when
+ * there is none), 1 otherwise.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_exit_code(const struct nestcore_guests *guests, int *out);
+
+/**
+ * Whether guest `index` gets VMX/SVM at its next start: 1 yes, 0 no, -1 cannot be told.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_gets_extension(const struct nestcore_guests *guests,
+                                               size_t index,
+                                               int *out);
+
+/**
+ * Whether guest `index` has a fix with no blocker (what `nestcore_guests_apply()` would carry
+ * out): 1 or 0.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_fixable(const struct nestcore_guests *guests,
+                                        size_t index,
+                                        int *out);
+
+/**
+ * Guest `index`'s source (`libvirt`, `nova`, `proxmox`), as an owned string.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_source(const struct nestcore_guests *guests,
+                                       size_t index,
+                                       char **out);
+
+/**
+ * Guest `index`'s name (domain name, Proxmox VM name, or `instances` for nova), as an owned
+ * string.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_name(const struct nestcore_guests *guests,
+                                     size_t index,
+                                     char **out);
+
+/**
+ * Guest `index`'s stable reason code (`cpu_passthrough`, `model_lacks`, `malformed`, ...; the
+ * README lists them), as an owned string.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_reason_code(const struct nestcore_guests *guests,
+                                            size_t index,
+                                            char **out);
+
+/**
+ * Guest `index`'s reason in one sentence, as an owned string.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_reason_message(const struct nestcore_guests *guests,
+                                               size_t index,
+                                               char **out);
+
+/**
+ * Everything as JSON (schema/guests.schema.json), as an owned string.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_to_json(const struct nestcore_guests *guests, char **out);
+
+/**
+ * What `nestcore guests` prints (one block per guest with its reason, fix and caveats), as an
+ * owned string.
+ *
+ * # Safety
+ * `guests` must be NULL (an error) or live; `out` NULL (an error) or writable.
+ */
+nestcore_status nestcore_guests_render(const struct nestcore_guests *guests, char **out);
+
+/**
+ * Carries out every guest's fix that has no blocker, one plan per guest, through the same apply
+ * as `nestcore_plan_apply()` (atomic writes under the host's root with backups; a guest whose
+ * step fails has its files restored, the others stay done). Pass the host the guests were
+ * scanned from. `defer_commands` 1 lists programs (`virsh define`, `qm set`, `systemctl
+ * restart nova-compute`) instead of running them: the choice for a recorded root; 0 runs them
+ * on the live host. Guests with a failed fix are not an error of this function: the report says
+ * so per guest.
+ *
+ * On success `*report_json_out` receives a JSON array with one object per fix (`source`,
+ * `name`, `report` as from `nestcore_plan_apply()` or null, `error` or null), an owned string;
+ * on failure it is set to NULL. `defer_commands` must be 0 or 1.
+ *
+ * # Safety
+ * `guests` and `host` must be NULL (an error) or live handles from this library;
+ * `report_json_out` must be NULL (an error) or point to a writable `char *`.
+ */
+nestcore_status nestcore_guests_apply(const struct nestcore_guests *guests,
+                                      const struct nestcore_host *host,
+                                      int defer_commands,
+                                      char **report_json_out);
 
 /**
  * Opens the live machine: root `/`, the CPUID instruction (on x86), ioctls on /dev/kvm allowed.

@@ -13,8 +13,8 @@
 //!   values are statuses, never crashes;
 //! - no panic crosses the boundary: every export runs in one guard (`status::guard`).
 //!
-//! Only `nestcore_plan_apply()` changes a host; everything else reads a host or turns text into
-//! text.
+//! Only `nestcore_plan_apply()` and `nestcore_guests_apply()` change a host; everything else
+//! reads a host or turns text into text.
 //!
 //! New functions are added; existing ones keep their signature and meaning for a given
 //! [`NESTCORE_ABI_VERSION`].
@@ -24,6 +24,7 @@
 mod args;
 mod edit;
 mod guest;
+mod guests;
 mod host;
 mod plan;
 mod report;
@@ -34,6 +35,7 @@ use std::ffi::c_char;
 pub use args::nestcore_string_free;
 pub use edit::*;
 pub use guest::*;
+pub use guests::*;
 pub use host::*;
 pub use plan::*;
 pub use report::*;
@@ -68,4 +70,5 @@ const _: () = {
     shareable::<nestcore_host>();
     shareable::<nestcore_report>();
     shareable::<nestcore_plan>();
+    shareable::<nestcore_guests>();
 };

@@ -7,7 +7,8 @@
 //! - `host`: the `root=` / `cpuid=` arguments as a `nestcore::Host`;
 //! - `errors`: the one conversion of `nestcore::Error` into the Python exceptions;
 //! - one module per API (`report` for `check()`, `snapshot`, `nested` for `plan_nested()`,
-//!   `Plan.apply()` and `enable()`, `guest` for the guest CPU configuration, `kargs` for kernel arguments), each releasing the GIL around the
+//!   `Plan.apply()` and `enable()`, `guest` for the guest CPU configuration, `guests` for
+//!   `guests()`, `kargs` for kernel arguments), each releasing the GIL around the
 //!   host I/O and registered in `_nestcore` below.
 //!
 //! A new API (say `nested_plan()` over `nestcore::nested`) is a module with its `value_class!`
@@ -19,6 +20,7 @@ use pyo3::prelude::*;
 
 mod errors;
 mod guest;
+mod guests;
 mod host;
 mod kargs;
 mod nested;
@@ -65,6 +67,15 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
         PlanAction => nested::PlanAction,
         ApplyReport => nested::ApplyReport,
         Recommendation => guest::Recommendation,
+        Guests => guests::Guests,
+        Guest => guests::Guest,
+        GuestsHost => guests::GuestsHost,
+        GuestSource => guests::GuestSource,
+        GuestReason => guests::GuestReason,
+        GuestAction => guests::GuestAction,
+        GuestFix => guests::GuestFix,
+        GuestCounts => guests::GuestCounts,
+        GuestApplied => guests::GuestApplied,
     )
 }
 
@@ -106,6 +117,17 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(guest::ensure_nested, m)?)?;
     m.add_function(wrap_pyfunction!(guest::recommend, m)?)?;
     m.add_class::<guest::Recommendation>()?;
+    m.add_function(wrap_pyfunction!(guests::guests, m)?)?;
+    m.add_function(wrap_pyfunction!(guests::guests_cli, m)?)?;
+    m.add_class::<guests::Guests>()?;
+    m.add_class::<guests::Guest>()?;
+    m.add_class::<guests::GuestsHost>()?;
+    m.add_class::<guests::GuestSource>()?;
+    m.add_class::<guests::GuestReason>()?;
+    m.add_class::<guests::GuestAction>()?;
+    m.add_class::<guests::GuestFix>()?;
+    m.add_class::<guests::GuestCounts>()?;
+    m.add_class::<guests::GuestApplied>()?;
     m.add_function(wrap_pyfunction!(kargs::kargs_edit, m)?)?;
     m.add_function(wrap_pyfunction!(kargs::cmdline_edit, m)?)?;
     m.add_function(wrap_pyfunction!(kargs::parse_cmdline, m)?)?;

@@ -69,6 +69,37 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // The same 2-CPU host with the 15 libvirt domains of tests/fixtures/guests/libvirt-intel:
+    // check's guests.summary finding, and the whole `nestcore guests` scan (files only).
+    let d = tempfile::tempdir().unwrap();
+    make_root(d.path(), 2);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/guests/libvirt-intel/root/etc/libvirt/qemu");
+    std::fs::create_dir_all(d.path().join("etc/libvirt/qemu")).unwrap();
+    for e in std::fs::read_dir(&fixtures).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), d.path().join("etc/libvirt/qemu").join(e.file_name())).unwrap();
+        }
+    }
+    let host = nestcore::Host::from_root(d.path())
+        .unwrap()
+        .with_cpuid_file(d.path().join("cpuid.txt"))
+        .unwrap();
+    c.bench_function("check/recorded-2-cpus-15-domains", |b| {
+        b.iter(|| black_box(nestcore::check(&host)))
+    });
+    let report = nestcore::check(&host);
+    c.bench_function("guests/scan-15-domains", |b| {
+        b.iter(|| {
+            black_box(nestcore::guests::scan(
+                &host,
+                &report,
+                &nestcore::guests::Options::files(),
+            ))
+        })
+    });
+
     let info = BLOCK.replace("{N}", "0").repeat(4);
     c.bench_function("parse/cpuinfo-block", |b| {
         b.iter(|| black_box(nestcore::cpu::CpuinfoBlock::parse(black_box(&info))))

@@ -25,6 +25,7 @@ pub mod cpu;
 pub mod error;
 pub mod evidence;
 pub mod guest;
+pub mod guests;
 pub mod host;
 #[cfg(test)]
 mod hostile_tests;
@@ -94,7 +95,7 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         },
     );
     let verdict = verdict::judge(&cpu, &virt, &kvm, &cmdline, host.is_live());
-    Report {
+    let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         nestcore_version: VERSION,
         host: report::HostInfo {
@@ -108,7 +109,12 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         kvm,
         cmdline,
         verdict,
+    };
+    // Guests defined here: one summary finding (three lstats when there are none).
+    if let Some(f) = guests::summary_finding(host, guests::host_view(host, &report)) {
+        report.verdict.findings.push(f);
     }
+    report
 }
 
 /// Module prefixes whose command-line parameters matter here.

@@ -37,6 +37,8 @@ pub enum When {
     AfterReload,
     /// At the next boot (kernel command line, initramfs).
     AfterReboot,
+    /// When a service or a guest restarts (a guest's CPU: at its next full stop and start).
+    AfterRestart,
 }
 
 /// A program to run: a name looked up in fixed sbin folders under the host root, and its
@@ -681,6 +683,7 @@ impl Plan {
                     When::Now => "now",
                     When::AfterReload => "after the module reloads",
                     When::AfterReboot => "after a reboot",
+                    When::AfterRestart => "after a restart",
                 };
                 s.push_str(&format!("  {w}: {t}\n"));
             }

@@ -74,6 +74,9 @@ pub fn live_cpuid_json(host: &Host) -> Option<String> {
 }
 
 fn sanitize(path: &str, content: &[u8]) -> Vec<u8> {
+    if let Some(kept) = crate::guests::snapshot_redact(path, content) {
+        return kept;
+    }
     match path {
         "/proc/1/environ" => content
             .split(|&b| b == 0)

@@ -38,7 +38,7 @@ echo "== Ansible: unit tests of the modules"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider ansible/ansible_collections/nestcore/kvm/tests/unit
 
 echo "== Ansible: module documentation (ansible-doc)"
-for m in nestcore_facts nestcore_nested nestcore_guest_cpu; do
+for m in nestcore_facts nestcore_nested nestcore_guest_cpu nestcore_guests; do
   "$venv/bin/ansible-doc" -t module "nestcore.kvm.$m" >/dev/null
   echo "ok: nestcore.kvm.$m"
 done

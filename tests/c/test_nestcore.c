@@ -1333,9 +1333,112 @@ static void test_ensure_nested(void) {
     CHECK(out == NULL);
 }
 
+/* nestcore_guests_*: the libvirt domains of a recorded AMD host (tests/fixtures/guests/libvirt-amd,
+ * its CPUID dump, no sysfs and no /dev/kvm: KVM is not usable there), read, judged and fixed on a
+ * copy. */
+static void test_guests(const char *dir, const char *cpuid) {
+    char src[PATH_MAX], root[PATH_MAX + 32], path[PATH_MAX + 96];
+    snprintf(src, sizeof src, "%s/root", dir);
+    snprintf(root, sizeof root, "%s/guests-root", tmpdir);
+    CHECK(copy_tree(src, root) == 0);
+
+    nestcore_host *h = NULL;
+    nestcore_guests *g = NULL;
+    EXPECT_OK(nestcore_host_new_root(root, cpuid, &h));
+    EXPECT(nestcore_guests_scan(NULL, 0, &g), NESTCORE_STATUS_NULL_ARGUMENT);
+    CHECK(g == NULL);
+    EXPECT(nestcore_guests_scan(h, 2, &g), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guests_scan(h, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT_OK(nestcore_guests_scan(h, 0, &g));
+    if (g == NULL) {
+        nestcore_host_free(h);
+        return;
+    }
+    size_t n = 0;
+    EXPECT_OK(nestcore_guests_count(g, &n));
+    CHECK(n == 5);
+    int code = -1;
+    EXPECT_OK(nestcore_guests_exit_code(g, &code));
+    CHECK(code == 1);
+    int fixable = 0, yes = 0, no = 0, unknown = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *name = NULL, *source = NULL, *reason = NULL, *message = NULL;
+        int gets = 9, fix = 9;
+        EXPECT_OK(nestcore_guests_name(g, i, &name));
+        EXPECT_OK(nestcore_guests_source(g, i, &source));
+        EXPECT_OK(nestcore_guests_reason_code(g, i, &reason));
+        EXPECT_OK(nestcore_guests_reason_message(g, i, &message));
+        EXPECT_OK(nestcore_guests_gets_extension(g, i, &gets));
+        EXPECT_OK(nestcore_guests_fixable(g, i, &fix));
+        CHECK(source != NULL && strcmp(source, "libvirt") == 0);
+        CHECK(message != NULL && message[0] != '\0');
+        CHECK(gets == 1 || gets == 0 || gets == -1);
+        yes += gets == 1;
+        no += gets == 0;
+        unknown += gets == -1;
+        fixable += fix == 1;
+        if (name != NULL && strcmp(name, "epyc") == 0) {
+            /* A named model: no svm under KVM, whatever the host says. */
+            CHECK(gets == 0 && fix == 1 && reason != NULL && strcmp(reason, "model_lacks") == 0);
+        }
+        if (name != NULL && strcmp(name, "passthrough") == 0) {
+            /* Passes svm itself: the host is what stands in the way. */
+            CHECK(gets == 0 && fix == 0 && strcmp(reason, "host_kvm_unusable") == 0);
+        }
+        nestcore_string_free(name);
+        nestcore_string_free(source);
+        nestcore_string_free(reason);
+        nestcore_string_free(message);
+    }
+    CHECK(yes == 0 && no == 5 && unknown == 0 && fixable == 3);
+    int out = 0;
+    EXPECT(nestcore_guests_gets_extension(g, n, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("out of range"));
+    char *s = SENTINEL;
+    EXPECT(nestcore_guests_name(g, n, &s), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(s == NULL);
+    EXPECT(nestcore_guests_count(NULL, &n), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_guests_fixable(g, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+
+    char *json = NULL, *text = NULL;
+    EXPECT_OK(nestcore_guests_to_json(g, &json));
+    CHECK(contains(json, "\"schema_version\": 1") && contains(json, "\"code\": \"host_model_lacks\""));
+    EXPECT_OK(nestcore_guests_render(g, &text));
+    CHECK(contains(text, "0 of 5 guests will get svm"));
+    nestcore_string_free(json);
+    nestcore_string_free(text);
+
+    /* Applying changes only the copy; programs are listed (defer 1). */
+    char *applied = NULL;
+    EXPECT(nestcore_guests_apply(g, h, 5, &applied), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_guests_apply(g, NULL, 1, &applied), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT_OK(nestcore_guests_apply(g, h, 1, &applied));
+    CHECK(contains(applied, "virsh") && contains(applied, "/etc/libvirt/qemu/epyc.xml"));
+    CHECK(!contains(applied, "\"error\": \""));
+    nestcore_string_free(applied);
+    snprintf(path, sizeof path, "%s/etc/libvirt/qemu/epyc.xml", root);
+    char *edited = read_file(path);
+    CHECK(contains(edited, "<feature policy='require' name='svm'/>"));
+    free(edited);
+    nestcore_guests_free(g);
+    g = NULL;
+    EXPECT_OK(nestcore_guests_scan(h, 0, &g));
+    size_t fixed = 0;
+    for (size_t i = 0; g != NULL && i < n; i++) {
+        int fix = 1;
+        EXPECT_OK(nestcore_guests_fixable(g, i, &fix));
+        fixed += fix == 0;
+    }
+    CHECK(fixed == 5);
+    nestcore_guests_free(g);
+    nestcore_guests_free(NULL);
+    nestcore_host_free(h);
+    CHECK(remove_tree(root) == 0);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR ENABLE_FIXTURE_DIR\n", argv[0]);
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR ENABLE_FIXTURE_DIR GUESTS_FIXTURE_DIR GUESTS_CPUID\n", argv[0]);
         return 2;
     }
     snprintf(fixture_root, sizeof fixture_root, "%s/root", argv[1]);
@@ -1361,6 +1464,7 @@ int main(int argc, char **argv) {
     test_cmdline_edit();
     test_guest_cpu();
     test_ensure_nested();
+    test_guests(argv[3], argv[4]);
     const char *skip_live = getenv("NESTCORE_TEST_SKIP_LIVE");
     if (skip_live != NULL && strcmp(skip_live, "1") == 0) {
         printf("live checks skipped: NESTCORE_TEST_SKIP_LIVE=1\n");

@@ -31,6 +31,12 @@ The guest CPU configuration that gives guests VT-x/AMD-V, for this host::
 
     rec = nestcore.recommend(report=nestcore.check(probe=False))
     print(rec.nova_ini, rec.libvirt_xml, rec.caveats)
+
+Which of this host's guests (libvirt domains, nova instances, Proxmox VMs) will get VT-x/AMD-V,
+why, and the fix for each (``apply=True`` carries the fixes out)::
+
+    for g in nestcore.guests().guests:
+        print(g.source, g.name, g.gets_extension, g.reason.code, g.fix and g.fix.summary)
 """
 
 from ._errors import (
@@ -75,6 +81,17 @@ from ._nestcore import (
     enable,
     ensure_nested,
     guest_cpu,
+    guests,
+    guests_cli,
+    Guests,
+    Guest,
+    GuestsHost,
+    GuestSource,
+    GuestReason,
+    GuestAction,
+    GuestFix,
+    GuestCounts,
+    GuestApplied,
     kargs_edit,
     parse_cmdline,
     plan_nested,
@@ -115,6 +132,17 @@ __all__ = [
     "ensure_nested",
     "recommend",
     "Recommendation",
+    "guests",
+    "guests_cli",
+    "Guests",
+    "Guest",
+    "GuestsHost",
+    "GuestSource",
+    "GuestReason",
+    "GuestAction",
+    "GuestFix",
+    "GuestCounts",
+    "GuestApplied",
     "kargs_edit",
     "cmdline_edit",
     "parse_cmdline",

@@ -1,4 +1,4 @@
-"""``python -m nestcore``: the ``nestcore`` command's ``check`` and ``snapshot``, with the same
+"""``python -m nestcore``: the ``nestcore`` command's ``check``, ``guests`` and ``snapshot``, with the same
 output and exit status (0: KVM usable and nested virtualization available to guests, 1: not,
 2: an error)."""
 
@@ -39,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Skip the functional probe (creating a test VM). Recorded hosts are never probed.",
     )
+    g = sub.add_parser(
+        "guests",
+        help="Which of this host's guests will get VMX/SVM, why, and the fix for each",
+        description="Which of this host's guests (libvirt, nova, Proxmox) will get VMX/SVM, why, "
+        "and the fix for each; with --apply, carry the fixes out. Exit status: 0 when every guest "
+        "found gets the extension, 1 when any does not, 2 on an error.",
+    )
+    g.add_argument("--root", metavar="ROOT", help="A recorded host: a folder laid out like /")
+    g.add_argument("--cpuid", metavar="CPUID", help="A recorded CPUID dump for --root")
+    g.add_argument("--json", action="store_true", help="Print JSON instead of text")
+    g.add_argument("--apply", action="store_true", help="Carry the fixes out")
     s = sub.add_parser(
         "snapshot",
         help="Record this host's relevant files and CPUID into DIR",
@@ -60,6 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 color = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
                 sys.stdout.write(report.text(color=color))
             return report.exit_code
+        if args.command == "guests":
+            text, code = nestcore.guests_cli(args.root, args.cpuid, args.apply, json=args.json)
+            sys.stdout.write(text)
+            return code
         snap = nestcore.snapshot(args.dir)
         print(f"Recorded {len(snap.files)} files into {snap.dir}")
         if snap.cpuid is not None:

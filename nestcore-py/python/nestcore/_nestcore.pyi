@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, f
 
 _StrPath = Union[str, os.PathLike[str]]
 _Level = Literal["pass", "info", "warn", "fail"]
-_When = Literal["now", "after_reload", "after_reboot"]
+_When = Literal["now", "after_reload", "after_reboot", "after_restart"]
 
 __all__ = [
     "__version__",
@@ -51,6 +51,17 @@ __all__ = [
     "kargs_edit",
     "cmdline_edit",
     "parse_cmdline",
+    "guests",
+    "guests_cli",
+    "Guests",
+    "Guest",
+    "GuestsHost",
+    "GuestSource",
+    "GuestReason",
+    "GuestAction",
+    "GuestFix",
+    "GuestCounts",
+    "GuestApplied",
 ]
 __version__: str
 SCHEMA_VERSION: int
@@ -549,6 +560,183 @@ class Recommendation(_Value):
     def rationale(self) -> Tuple[str, ...]: ...
     @property
     def caveats(self) -> Tuple[str, ...]: ...
+
+# Which guests will get VMX/SVM (nestcore guests).
+
+_Source = Literal["libvirt", "nova", "proxmox"]
+
+def guests(
+    root: Optional[_StrPath] = None,
+    cpuid: Optional[_StrPath] = None,
+    *,
+    apply: bool = False,
+    virsh: Optional[bool] = None,
+    defer_commands: Optional[bool] = None,
+) -> Guests:
+    """Every guest defined on this machine (root=None) or a recorded one, judged against the
+    host's verdict, with the fix for each; apply=True carries the fixes out."""
+
+def guests_cli(
+    root: Optional[_StrPath] = None,
+    cpuid: Optional[_StrPath] = None,
+    apply: bool = False,
+    *,
+    json: bool = False,
+) -> Tuple[str, int]:
+    """What ``nestcore guests [--apply] [--json]`` prints and its exit status."""
+
+@final
+class GuestsHost(_Value):
+    """The host as the guests' verdicts see it."""
+
+    @property
+    def root(self) -> str: ...
+    @property
+    def live(self) -> bool: ...
+    @property
+    def vendor(self) -> Literal["intel", "amd", "hygon", "zhaoxin", "centaur", "other", "unknown"]: ...
+    @property
+    def extension(self) -> Optional[Literal["vmx", "svm"]]: ...
+    @property
+    def nested_for_guests(self) -> Literal["available", "disabled", "unsupported", "unknown"]: ...
+    @property
+    def kvm_usable(self) -> Optional[bool]: ...
+
+@final
+class GuestSource(_Value):
+    """How one source was read."""
+
+    @property
+    def source(self) -> _Source: ...
+    @property
+    def read(self) -> Literal["files", "virsh", "none"]: ...
+    @property
+    def paths(self) -> Tuple[str, ...]: ...
+    @property
+    def detail(self) -> str: ...
+
+@final
+class GuestReason(_Value):
+    """Why a guest gets the extension or not: a stable code and one sentence."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+@final
+class GuestAction(_Value):
+    """One step of a guest's fix."""
+
+    @property
+    def kind(self) -> Literal["write_file", "reload_module", "run"]: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def path(self) -> Optional[str]: ...
+    @property
+    def diff(self) -> Optional[str]: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def when(self) -> _When: ...
+
+@final
+class GuestFix(_Value):
+    """A guest's fix (a plan); one with blockers is not applied."""
+
+    @property
+    def summary(self) -> str: ...
+    @property
+    def actions(self) -> Tuple[GuestAction, ...]: ...
+    @property
+    def timeline(self) -> Tuple[Tuple[_When, str], ...]: ...
+    @property
+    def warnings(self) -> Tuple[str, ...]: ...
+    @property
+    def blockers(self) -> Tuple[str, ...]: ...
+
+@final
+class Guest(_Value):
+    """One guest definition and its verdict."""
+
+    @property
+    def source(self) -> _Source: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> Optional[str]: ...
+    @property
+    def id(self) -> Optional[str]: ...
+    @property
+    def scope(self) -> Optional[str]: ...
+    @property
+    def read_from(self) -> Literal["file", "virsh"]: ...
+    @property
+    def managed_by(self) -> Optional[Literal["nova"]]: ...
+    @property
+    def running(self) -> Optional[bool]: ...
+    @property
+    def cpu(self) -> Optional[str]: ...
+    @property
+    def gets_extension(self) -> Optional[bool]: ...
+    @property
+    def reason(self) -> GuestReason: ...
+    @property
+    def fix(self) -> Optional[GuestFix]: ...
+    @property
+    def caveats(self) -> Tuple[str, ...]: ...
+
+@final
+class GuestCounts(_Value):
+    """Counts over the guests."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def gets_extension(self) -> int: ...
+    @property
+    def lacks_extension(self) -> int: ...
+    @property
+    def unknown(self) -> int: ...
+    @property
+    def fixable(self) -> int: ...
+
+@final
+class GuestApplied(_Value):
+    """What applying one guest's fix did, or why it failed."""
+
+    @property
+    def source(self) -> _Source: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def report(self) -> Optional[ApplyReport]: ...
+    @property
+    def error(self) -> Optional[str]: ...
+
+@final
+class Guests(_Value):
+    """Every guest of a host, judged (``nestcore guests --json``)."""
+
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def nestcore_version(self) -> str: ...
+    @property
+    def host(self) -> GuestsHost: ...
+    @property
+    def sources(self) -> Tuple[GuestSource, ...]: ...
+    @property
+    def guests(self) -> Tuple[Guest, ...]: ...
+    @property
+    def summary(self) -> GuestCounts: ...
+    @property
+    def applied(self) -> Optional[Tuple[GuestApplied, ...]]: ...
+    @property
+    def after(self) -> Optional[Guests]: ...
+    @property
+    def exit_code(self) -> int: ...
 
 # Kernel arguments (nestcore kargs): pure text in, text out.
 

@@ -72,6 +72,29 @@ enum Command {
         #[arg(long)]
         neutralise_conflicts: bool,
     },
+    /// Which of this host's guests (libvirt, nova, Proxmox) will get VMX/SVM, why, and the fix
+    /// for each; with --apply, carry the fixes out.
+    ///
+    /// Reads the libvirt domain definitions (through virsh on the live host where libvirt
+    /// answers, else the files), nova.conf's [libvirt] section and Proxmox VM configs. Changes
+    /// nothing unless --apply is given. Exit status: 0 when every guest found gets the
+    /// extension, 1 when any does not, 2 on an error.
+    Guests {
+        /// A recorded host: a folder laid out like `/` (virsh is not asked; programs are listed,
+        /// not run).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// A recorded CPUID dump for --root.
+        #[arg(long, requires = "root")]
+        cpuid: Option<PathBuf>,
+        /// Print JSON (schema/guests.schema.json) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Carry the fixes out (atomic writes with backups; `virsh define`, `qm set` and the
+        /// nova-compute restart run without a shell, or are listed for a recorded root).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Edit kernel arguments in one boot configuration file, grubby-compatibly.
     Kargs {
         /// The configuration file (grub.conf, menu.lst, /etc/default/grub, a BLS entry, ...).
@@ -305,6 +328,29 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                 nestcore::nested::enable_cli_with(&host, off, &persist, apply, json, opts, exec)?;
             print!("{text}");
             Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Guests {
+            root,
+            cpuid,
+            json,
+            apply,
+        } => {
+            let host = open_host(root.as_deref(), cpuid.as_deref())?;
+            let report = nestcore::check(&host);
+            let exec: &dyn nestcore::plan::Executor = if host.is_live() {
+                &nestcore::plan::SystemExecutor
+            } else {
+                &nestcore::plan::DeferringExecutor
+            };
+            // libvirt's own view only on the live host: a recorded root has no daemon.
+            let opts = if host.is_live() {
+                nestcore::guests::Options::with_virsh(&nestcore::plan::SystemExecutor)
+            } else {
+                nestcore::guests::Options::files()
+            };
+            let (text, code) = nestcore::guests::guests_cli(&host, &report, &opts, apply, json, exec)?;
+            print!("{text}");
+            Ok(u8::try_from(code).unwrap_or(2))
         }
         Command::Kargs {
             config,

@@ -21,7 +21,7 @@
 pub mod libvirt;
 pub mod nova;
 pub mod qemu;
-mod xml;
+pub(crate) mod xml;
 
 use serde::Serialize;
 

@@ -207,9 +207,11 @@ impl CpuArg {
                 "-cpu {} passes {name} when the accelerator offers it",
                 self.model
             )),
-            _ if self.model == "qemu64" && ext == Extension::Svm => {
-                NestingVerdict::yes("qemu64 includes svm")
-            }
+            // qemu64 lists svm, but under KVM QEMU turns svm off in every named model
+            // (kvm_default_props) unless the argument names it; only TCG keeps it.
+            _ if self.model == "qemu64" && ext == Extension::Svm => NestingVerdict::no(
+                "qemu64 lists svm, but QEMU turns it off under KVM unless it is named; add svm=on",
+            ),
             _ if self.model == "qemu64" => NestingVerdict::no("qemu64 does not include vmx; add vmx=on"),
             _ => NestingVerdict::unknown(format!(
                 "depends on whether the model {} includes {name}; add {name}=on",
@@ -465,10 +467,14 @@ mod tests {
         assert_eq!(q.to_string(), "qemu64,vmx=on");
         assert!(!q.ensure_extension(Extension::Unknown));
         assert_eq!(q.nesting(Extension::Vmx).state, NestingState::Yes);
+        // qemu64 lists svm, but KVM's defaults turn it off in named models: it must be named.
         assert_eq!(
             CpuArg::named("qemu64").unwrap().nesting(Extension::Svm).state,
-            NestingState::Yes
+            NestingState::No
         );
+        let mut q = CpuArg::named("qemu64").unwrap();
+        assert!(q.ensure_extension(Extension::Svm));
+        assert_eq!(q.to_string(), "qemu64,svm=on");
         assert_eq!(
             CpuArg::named("qemu64").unwrap().nesting(Extension::Vmx).state,
             NestingState::No

@@ -53,3 +53,39 @@ pub fn fixtures() -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// tests/fixtures/guests.
+pub fn guests_dir() -> PathBuf {
+    workspace().join("tests/fixtures/guests")
+}
+
+/// Copies `from` into `to`, keeping symlinks as symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        let dst = to.join(e.file_name());
+        if t.is_symlink() {
+            let target = std::fs::read_link(e.path()).unwrap();
+            let _ = std::fs::remove_file(&dst);
+            std::os::unix::fs::symlink(target, &dst).unwrap();
+        } else if t.is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// A writable root for guest fixture `name`: the host fixture its `host` file names, with the
+/// guest definitions laid over it; and that host's CPUID dump.
+pub fn guest_fixture_root(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let src = guests_dir().join(name);
+    let host_name = std::fs::read_to_string(src.join("host")).unwrap();
+    let host_dir = hosts_dir().join(host_name.trim());
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&host_dir.join("root"), dir.path());
+    copy_tree(&src.join("root"), dir.path());
+    (dir, host_dir.join("cpuid.txt"))
+}
