@@ -69,6 +69,33 @@ pub struct XenInfo {
     pub mode: &'static str,
 }
 
+/// lscpu's "Virtualization type": how this system is virtualized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VirtType {
+    /// Not virtualized (bare metal, or the Xen control domain of a PV host).
+    #[default]
+    None,
+    /// Full (hardware-assisted) virtualization: KVM, Hyper-V, VMware, VirtualBox, Xen HVM, ...
+    Full,
+    /// Paravirtualization: Xen PV and PVH, UML, POWER (PowerVM, KVM pseries).
+    Para,
+    /// A container (OpenVZ, Linux-VServer, WSL 1, docker, ...) and no hypervisor seen below it.
+    Container,
+}
+
+impl VirtType {
+    /// "none", "full", "para" or "container".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VirtType::None => "none",
+            VirtType::Full => "full",
+            VirtType::Para => "para",
+            VirtType::Container => "container",
+        }
+    }
+}
+
 /// What nestcore knows about the virtualization below and around this host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[non_exhaustive]
@@ -79,6 +106,9 @@ pub struct VirtReport {
     pub hypervisor: String,
     /// A readable name of the hypervisor ("KVM", "Microsoft Hyper-V", ...), when one was found.
     pub hypervisor_name: Option<String>,
+    /// lscpu's "Virtualization type": full, para, container or none.
+    #[serde(rename = "type")]
+    pub virt_type: VirtType,
     /// Every CPUID hypervisor signature, in leaf order.
     pub signatures: Vec<Signature>,
     /// DMI strings, when /sys/class/dmi/id exists.
@@ -88,7 +118,8 @@ pub struct VirtReport {
     /// systemd-detect-virt's container id: none, docker, podman, lxc, lxc-libvirt,
     /// systemd-nspawn, openvz, rkt, wsl, proot, pouch, container-other.
     pub container: String,
-    /// The cloud, when DMI tells: aws, gcp, azure, alibaba, oracle, openstack, digitalocean, ...
+    /// The cloud, when DMI tells: aws, gcp, azure (Hyper-V with Azure's chassis asset tag), alibaba,
+    /// oracle, openstack, digitalocean, ...
     pub cloud: Option<String>,
     /// What proved it.
     pub evidence: Vec<Evidence>,
@@ -234,31 +265,71 @@ fn read_dmi(host: &Host) -> Option<Dmi> {
     (!dmi.is_empty()).then_some(dmi)
 }
 
-fn xen(host: &Host, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
+/// Xen feature bits of /sys/hypervisor/properties/features (xen/include/public/features.h), read
+/// the way lscpu (lscpu-virt.c) and systemd (virt.c) read them.
+const XENFEAT_SUPERVISOR_MODE_KERNEL: u32 = 3;
+const XENFEAT_MMU_PT_UPDATE_PRESERVE_AD: u32 = 5;
+const XENFEAT_HVM_CALLBACK_VECTOR: u32 = 8;
+const XENFEAT_DOM0: u32 = 11;
+
+/// Xen's platform PCI device (vendor 5853, device 0001): QEMU gives it to HVM guests only.
+const XEN_PLATFORM_PCI: &str = "58530001";
+
+/// Whether /proc/bus/pci/devices lists `id` (vendor and device, 8 hex digits).
+fn has_pci_device(host: &Host, id: &str) -> bool {
+    host.read("/proc/bus/pci/devices")
+        .map(|t| t.lines().any(|l| l.split('\t').nth(1) == Some(id)))
+        .unwrap_or(false)
+}
+
+/// Xen's role and guest mode. Decided on old roots too: /sys/hypervisor/guest_type (Linux 4.17+)
+/// first, then the feature bits, then a Xen CPUID signature or the platform PCI device (HVM only),
+/// and last /proc/xen alone, which lscpu reads as PV.
+fn xen(host: &Host, sig_xen: bool, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
     let proc_xen = host.exists("/proc/xen");
     let hv_type = host.read_trimmed("/sys/hypervisor/type").ok();
-    if !proc_xen && hv_type.as_deref() != Some("xen") {
+    if !proc_xen && hv_type.as_deref() != Some("xen") && !sig_xen {
         return None;
     }
     let caps = host.read("/proc/xen/capabilities").unwrap_or_default();
-    let role = if caps.contains("control_d") {
-        "dom0"
-    } else {
-        "domU"
-    };
-    let mode = match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
-        Some("PV") => "pv",
-        Some("HVM") => "hvm",
-        Some("PVH") => "pvh",
-        _ => "unknown",
+    let features = host
+        .read_trimmed("/sys/hypervisor/properties/features")
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+    let feat = |b: u32| features.is_some_and(|f| f >> b & 1 == 1);
+    let dom0 = caps.split(',').any(|c| c.trim() == "control_d") || feat(XENFEAT_DOM0);
+    let role = if dom0 { "dom0" } else { "domU" };
+    let (mode, why): (&'static str, String) = match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
+        Some("PV") => ("pv", "/sys/hypervisor/guest_type PV".into()),
+        Some("HVM") => ("hvm", "/sys/hypervisor/guest_type HVM".into()),
+        Some("PVH") => ("pvh", "/sys/hypervisor/guest_type PVH".into()),
+        _ => match features {
+            Some(f) if feat(XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) => {
+                ("pv", format!("features {f:#x}: mmu_pt_update_preserve_ad (PV)"))
+            }
+            Some(f) if feat(XENFEAT_SUPERVISOR_MODE_KERNEL) && feat(XENFEAT_HVM_CALLBACK_VECTOR) => {
+                ("pvh", format!("features {f:#x}: supervisor_mode_kernel and hvm_callback_vector (PVH)"))
+            }
+            _ if sig_xen => ("hvm", "a Xen CPUID signature (CPUID is not intercepted for PV user space)".into()),
+            _ if has_pci_device(host, XEN_PLATFORM_PCI) => {
+                ("hvm", "the Xen platform PCI device 5853:0001 (HVM guests only)".into())
+            }
+            _ if proc_xen && !dom0 => ("pv", "/proc/xen without a Xen CPUID signature or platform PCI device (PV)".into()),
+            _ => ("unknown", "no guest_type, feature bits, signature or platform device".into()),
+        },
     };
     ev.push(Evidence::new(
         if proc_xen {
             "/proc/xen"
+        } else if sig_xen {
+            "cpuid 0x40000000"
         } else {
             "/sys/hypervisor/type"
         },
-        format!("Xen present; /proc/xen/capabilities {:?} ({role})", caps.trim()),
+        format!(
+            "Xen present; /proc/xen/capabilities {:?} ({role}); mode {mode} from {why}",
+            caps.trim()
+        ),
     ));
     Some(XenInfo { role, mode })
 }
@@ -517,6 +588,73 @@ fn container(host: &Host, kernel: Option<&str>, ev: &mut Vec<Evidence>) -> &'sta
     "none"
 }
 
+/// EC2: a virtual instance (`amazon`) or bare metal (`none`), decided as systemd does: the SMBIOS
+/// BIOS characteristics extension byte 2, bit 4 ("this is a virtual machine") in
+/// /sys/firmware/dmi/entries/0-0/raw when readable (root only), else ".metal" (at the end, or
+/// before a "-") in the product name.
+fn amazon(host: &Host, dmi: Option<&Dmi>, ev: &mut Vec<Evidence>) -> (&'static str, &'static str) {
+    match smbios_vm_bit(host) {
+        Some(true) => {
+            ev.push(Evidence::new(SMBIOS_0_0, "BIOS characteristics: a virtual machine"));
+            return ("amazon", "Amazon EC2");
+        }
+        Some(false) => {
+            ev.push(Evidence::new(SMBIOS_0_0, "BIOS characteristics: not a virtual machine (EC2 bare metal)"));
+            return ("none", "none");
+        }
+        None => {}
+    }
+    let product = dmi.and_then(|d| d.product_name.as_deref()).unwrap_or_default();
+    let metal = product
+        .find(".metal")
+        .map(|i| &product[i + ".metal".len()..])
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+    if metal {
+        ev.push(Evidence::new(
+            "/sys/class/dmi/id/product_name",
+            format!("{product:?}: an EC2 .metal instance, bare metal"),
+        ));
+        ("none", "none")
+    } else {
+        ("amazon", "Amazon EC2")
+    }
+}
+
+const SMBIOS_0_0: &str = "/sys/firmware/dmi/entries/0-0/raw";
+
+/// SMBIOS type 0, BIOS characteristics extension byte 2 (offset 0x13), bit 4: a virtual machine.
+/// `None` when the table is unreadable (not root) or too short.
+fn smbios_vm_bit(host: &Host) -> Option<bool> {
+    let raw = host.read_bytes(SMBIOS_0_0).ok()?;
+    if raw.len() < 20 || raw[1] < 20 {
+        return None;
+    }
+    Some(raw[19] >> 4 & 1 == 1)
+}
+
+/// lscpu's "Virtualization type" for what was detected.
+fn virt_type(hypervisor: &str, xen: Option<&XenInfo>, container: &str, arch: Option<&str>) -> VirtType {
+    if let Some(x) = xen {
+        return match x.mode {
+            "pv" | "pvh" if x.role == "dom0" && hypervisor == "none" => VirtType::None,
+            "pv" | "pvh" => VirtType::Para,
+            _ if x.role == "dom0" && hypervisor == "none" => VirtType::None,
+            _ => VirtType::Full,
+        };
+    }
+    match hypervisor {
+        "none" if container != "none" => VirtType::Container,
+        "none" => VirtType::None,
+        // lscpu: PowerVM (pHyp) and KVM on POWER (pseries) are paravirtualized, and so is UML.
+        "powervm" | "uml" => VirtType::Para,
+        "kvm" | "qemu" if arch == Some("ppc64le") => VirtType::Para,
+        _ => VirtType::Full,
+    }
+}
+
+/// Azure is Hyper-V with this chassis asset tag (DMI type 3): what cloud-init and waagent check.
+const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
+
 /// Detects the hypervisor, container and cloud.
 ///
 /// `kernel` is the kernel release (/proc/sys/kernel/osrelease), which tells WSL.
@@ -559,34 +697,25 @@ pub fn detect(
             format!("{v:?}: {id}"),
         ));
     }
-    let xen = xen(host, &mut ev);
+    let sig_xen = sigs.iter().any(|s| s.signature == "XenVMMXenVMM");
+    let mut xen = xen(host, sig_xen, &mut ev);
 
     let decided: Option<(&str, &str)> = {
         let dmi_id_only = dmi_hit.as_ref().map(|(id, name, _, _)| (*id, *name));
         match (primary, dmi_id_only) {
-            // Hypervisors that imitate KVM's signature: DMI tells the truth.
-            (Some(_), Some((d @ ("oracle" | "parallels"), n))) => Some((d, n)),
+            // systemd (virt.c detect_vm): a DMI match of oracle, xen, amazon, parallels or google
+            // ends detection, whatever CPUID says: VirtualBox and Parallels imitate KVM's
+            // signature, EC2 (Nitro) and GCE run KVM, Xen may show Hyper-V's signature.
+            (_, Some((d @ ("oracle" | "parallels" | "xen" | "google"), n))) => Some((d, n)),
+            (_, Some(("amazon", _))) => Some(amazon(host, dmi.as_ref(), &mut ev)),
             // A KVM guest whose only signature is Hyper-V's (KVM leaf hidden): DMI says QEMU/KVM.
             (Some(("microsoft", _)), Some((d @ ("qemu" | "kvm"), _))) => Some((
                 if d == "qemu" { "kvm" } else { d },
                 "KVM (Hyper-V enlightenments)",
             )),
             (Some(p), _) => Some(p),
-            (None, Some(("amazon", _))) => {
-                let amazon_metal = dmi
-                    .as_ref()
-                    .and_then(|d| d.product_name.as_deref())
-                    .is_some_and(|p| p.ends_with(".metal"));
-                if amazon_metal {
-                    ev.push(Evidence::new(
-                        "/sys/class/dmi/id/product_name",
-                        "an EC2 .metal instance: bare metal",
-                    ));
-                    Some(("none", "none"))
-                } else {
-                    Some(("amazon", "Amazon EC2"))
-                }
-            }
+            // The Xen control domain is not a guest (systemd); a domU is Xen whatever DMI says.
+            (None, _) if xen.as_ref().is_some_and(|x| x.role == "dom0") => Some(("none", "none")),
             (None, Some(d)) if xen.is_none() => Some(d),
             _ => None,
         }
@@ -650,6 +779,14 @@ pub fn detect(
         let other = other.or_else(|| pci(host));
         match other {
             Some((id, n, why)) => {
+                if id == "xen" && xen.is_none() {
+                    // Xen without /proc/xen (an HVM guest without xenfs): the platform PCI device
+                    // or the Xen bus exist only in HVM guests.
+                    xen = Some(XenInfo {
+                        role: "domU",
+                        mode: "hvm",
+                    });
+                }
                 ev.push(Evidence::new("platform", why));
                 (id.to_string(), (id != "none").then(|| n.to_string()))
             }
@@ -661,6 +798,10 @@ pub fn detect(
                         "set, but no signature, DMI or platform file names the hypervisor",
                     ));
                     ("vm-other".into(), Some("unknown hypervisor".into()))
+                } else if dmi.is_some() && smbios_vm_bit(host) == Some(true) {
+                    // systemd: firmware that says "virtual machine" and nothing else that names it.
+                    ev.push(Evidence::new(SMBIOS_0_0, "BIOS characteristics: a virtual machine"));
+                    ("vm-other".into(), Some("unknown hypervisor".into()))
                 } else {
                     ("none".into(), None)
                 }
@@ -669,10 +810,23 @@ pub fn detect(
     };
 
     let container = container(host, kernel, &mut ev).to_string();
-    let cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
+    let mut cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
+    if hypervisor == "microsoft" && cloud.is_none() {
+        if let Ok(tag) = host.read_trimmed("/sys/class/dmi/id/chassis_asset_tag") {
+            if tag == AZURE_ASSET_TAG {
+                ev.push(Evidence::new(
+                    "/sys/class/dmi/id/chassis_asset_tag",
+                    format!("{tag}: Microsoft Azure"),
+                ));
+                cloud = Some("azure".into());
+            }
+        }
+    }
+    let virt_type = virt_type(&hypervisor, xen.as_ref(), &container, info.arch());
     VirtReport {
         hypervisor,
         hypervisor_name: name,
+        virt_type,
         signatures: sigs,
         dmi,
         xen,

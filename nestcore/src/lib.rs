@@ -30,6 +30,7 @@ pub mod host;
 mod hostile_tests;
 pub mod hypervisor;
 pub mod kvm;
+pub mod layer;
 pub mod modprobe;
 pub mod nested;
 pub mod plan;

@@ -54,8 +54,12 @@ pub struct Finding {
     pub message: String,
     /// What proved it.
     pub evidence: Vec<Evidence>,
-    /// What to do about it (empty for passes).
+    /// What to do about it (empty for passes): one plain sentence.
     pub remedy: Option<String>,
+    /// The layer the remedy is for, when it is the hypervisor below this host: its
+    /// systemd-detect-virt id ("microsoft", "vmware", "kvm", ...), as in
+    /// `virtualization.hypervisor`. `None` when the fix is on this host.
+    pub layer: Option<String>,
 }
 
 /// Can this host's guests get VMX/SVM?

@@ -5,6 +5,7 @@ use crate::cpu::{CpuReport, Extension, FirmwareState};
 use crate::evidence::Evidence;
 use crate::hypervisor::VirtReport;
 use crate::kvm::{DeviceState, KvmReport, ModuleState, Tri};
+use crate::layer::{self, Layer};
 use crate::report::{CmdlineReport, Finding, Level, NestedForGuests, Verdict};
 
 const C_HW: &str = "Checking for hardware virtualization";
@@ -35,7 +36,15 @@ impl Builder {
             message,
             evidence,
             remedy,
+            layer: None,
         });
+    }
+
+    /// Marks the last finding as one whose fix is on the layer below (hypervisor id `id`).
+    fn on_layer(&mut self, id: &str) {
+        if let Some(f) = self.findings.last_mut() {
+            f.layer = Some(id.to_string());
+        }
     }
 }
 
@@ -85,8 +94,9 @@ pub fn judge(
         .hypervisor_name
         .clone()
         .unwrap_or_else(|| virt.hypervisor.clone());
-    let ext_name = match cpu.vendor.extension() {
-        Some(Extension::Svm) => "svm (AMD-V)",
+    let vendor_ext = cpu.vendor.extension().unwrap_or(Extension::Vmx);
+    let ext_name = match vendor_ext {
+        Extension::Svm => "svm (AMD-V)",
         _ => "vmx (VT-x)",
     };
 
@@ -119,18 +129,18 @@ pub fn judge(
             cpu_ev(cpu),
             None,
         ),
-        Extension::None if guest => b.add(
-            "cpu.extension_hidden_by_hypervisor",
-            if pvm { Level::Warn } else { Level::Fail },
-            C_HW,
-            format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it"),
-            cpu_ev(cpu),
-            Some(format!(
-                "On the host below: enable nesting there (`nestcore enable` on that host), and give this guest the extension: libvirt <cpu mode='host-passthrough'/> or <feature policy='require' name='{}'/>; QEMU -cpu host or -cpu <model>,{}=on",
-                if ext_name.starts_with("svm") { "svm" } else { "vmx" },
-                if ext_name.starts_with("svm") { "svm" } else { "vmx" }
-            )),
-        ),
+        Extension::None if guest => {
+            let below = Layer::below(virt).unwrap_or(Layer::Other);
+            b.add(
+                "cpu.extension_hidden_by_hypervisor",
+                if pvm { Level::Warn } else { Level::Fail },
+                C_HW,
+                format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it"),
+                cpu_ev(cpu),
+                Some(layer::remedy(below, vendor_ext)),
+            );
+            b.on_layer(&virt.hypervisor);
+        }
         Extension::None => b.add(
             "cpu.extension_missing",
             Level::Fail,
@@ -162,6 +172,29 @@ pub fn judge(
             kvm_ev(kvm, "/sys/module/kvm_pvm"),
             Some("Nested guests need VMX/SVM from the hypervisor below; PVM guests cannot host hardware-accelerated L2 guests".into()),
         );
+        if guest {
+            b.on_layer(&virt.hypervisor);
+        }
+    } else if ext == Extension::None && guest && kvm.backend.is_none() {
+        // A guest without VT-x/AMD-V: the vendor module cannot load (the lab's QEMU TCG case).
+        let m = cpu.vendor.kvm_module().unwrap_or("kvm_intel");
+        let installed = kvm.module(m).is_some_and(|x| x.state == ModuleState::Loadable);
+        b.add(
+            "kvm.module_not_loaded",
+            Level::Fail,
+            C_MOD,
+            format!(
+                "{m} is not loaded{}: it cannot load without {} (modprobe {m} fails with \"Operation not supported\")",
+                if installed { " (it is installed for this kernel)" } else { "" },
+                vendor_ext.marketing_name()
+            ),
+            kvm_ev(kvm, &format!("/sys/module/{m}")),
+            Some(format!(
+                "Give this VM {} on the layer below first (see cpu.extension_hidden_by_hypervisor), then `modprobe {m}`",
+                vendor_ext.marketing_name()
+            )),
+        );
+        b.on_layer(&virt.hypervisor);
     } else if matches!(ext, Extension::Vmx | Extension::Svm) {
         match vendor_mod.map(|m| m.state) {
             None | Some(ModuleState::Absent | ModuleState::Loadable) => {
