@@ -11,6 +11,7 @@ pub use crate::evidence::Evidence;
 use crate::cpu::CpuReport;
 use crate::hypervisor::VirtReport;
 use crate::kvm::KvmReport;
+use crate::vmm::VmmReport;
 
 /// The JSON contract's version. Bumped only for incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -160,6 +161,9 @@ pub struct Report {
     pub virtualization: VirtReport,
     /// KVM: device, modules, parameters, probe.
     pub kvm: KvmReport,
+    /// Which VMMs can run here (QEMU/libvirt, Firecracker, cloud-hypervisor, kata-containers,
+    /// Incus) and what each lacks.
+    pub vmm: VmmReport,
     /// The kernel command line.
     pub cmdline: CmdlineReport,
     /// The verdict.

@@ -275,14 +275,37 @@ pub fn judge(
                 "Without a KVM backend there is no /dev/kvm".into()
             }),
         ),
-        DeviceState::PermissionDenied => b.add(
-            "kvm.permission_denied",
-            Level::Fail,
-            C_DEV,
-            "Opening /dev/kvm failed with EACCES: this user may not use it".into(),
-            dev_ev(),
-            Some("Add the user to the group that owns /dev/kvm (usually `kvm`: usermod -aG kvm USER, then log in again), or run as root".into()),
-        ),
+        DeviceState::PermissionDenied => {
+            let a = kvm.device.access.as_ref();
+            let why = a.map(|a| {
+                format!(
+                    " (/dev/kvm is {}:{} {}{}; this process is {}in that group)",
+                    a.owner.clone().unwrap_or_else(|| a.owner_uid.to_string()),
+                    a.group.clone().unwrap_or_else(|| a.group_gid.to_string()),
+                    a.mode,
+                    if a.acl.is_empty() { String::new() } else { format!(" with ACL {}", a.acl.join(" ")) },
+                    match a.process_in_group {
+                        Some(true) => "",
+                        Some(false) => "not ",
+                        None => "perhaps not ",
+                    }
+                )
+            });
+            let mut ev = dev_ev();
+            ev.extend(kvm_ev(kvm, "/proc/self/status"));
+            ev.extend(kvm_ev(kvm, "/etc/group"));
+            b.add(
+                "kvm.permission_denied",
+                Level::Fail,
+                C_DEV,
+                format!(
+                    "Opening /dev/kvm failed with EACCES: this user may not use it{}",
+                    why.unwrap_or_default()
+                ),
+                ev,
+                Some(crate::kvm::access::remedy(a)),
+            )
+        }
         DeviceState::Blocked => b.add(
             "kvm.device_cgroup",
             Level::Fail,
@@ -315,6 +338,56 @@ pub fn judge(
             dev_ev(),
             None,
         ),
+    }
+
+    // 3b. Another hypervisor holding VT-x/AMD-V.
+    let busy = kvm
+        .probe
+        .as_ref()
+        .is_some_and(|p| p.stage == "create_vm" && p.errno == Some(libc::EBUSY));
+    let vendor_loaded = vendor_mod.is_some();
+    let virt_at_load = kvm.module("kvm").and_then(|m| m.param_bool("enable_virt_at_load"));
+    if busy || !kvm.other_hypervisors.is_empty() {
+        let names: Vec<String> = kvm
+            .other_hypervisors
+            .iter()
+            .map(|m| match m.as_str() {
+                "vboxdrv" => "VirtualBox's vboxdrv".to_string(),
+                other => format!("VMware's {other}"),
+            })
+            .collect();
+        let others = if names.is_empty() {
+            "another hypervisor".to_string()
+        } else {
+            names.join(" and ")
+        };
+        let mut ev = kvm_ev(kvm, "/sys/module");
+        ev.extend(kvm_ev(kvm, "probe"));
+        let at_load = virt_at_load == Some(true) && vendor_loaded;
+        if at_load {
+            ev.push(Evidence::new("/sys/module/kvm/parameters/enable_virt_at_load", "Y"));
+        }
+        let message = if busy {
+            format!("KVM_CREATE_VM failed with EBUSY: {others} holds {} on this CPU, and only one hypervisor can at a time", vendor_ext.marketing_name())
+        } else if at_load {
+            format!(
+                "{others} is loaded beside {vendor_mod_name}, and kvm.enable_virt_at_load is on (Linux 6.12+): KVM holds {} from the moment it loads, so VirtualBox/VMware VMs fail to start (VERR_VMX_IN_VMX_ROOT_MODE, VERR_SVM_IN_USE)",
+                vendor_ext.marketing_name()
+            )
+        } else {
+            format!("{others} is loaded beside KVM: only one hypervisor can use {} at a time, so whichever starts a VM second fails", vendor_ext.marketing_name())
+        };
+        b.add(
+            if busy { "kvm.vtx_busy" } else { "kvm.other_hypervisor" },
+            if busy { Level::Fail } else { Level::Warn },
+            C_DEV,
+            message,
+            ev,
+            Some(format!(
+                "Use one hypervisor at a time: to run KVM guests, stop the VirtualBox/VMware VMs and unload their modules (`modprobe -r vboxnetadp vboxnetflt vboxdrv`, or `vmware-modconfig`/`systemctl stop vmware`); to run VirtualBox/VMware VMs, unload KVM (`modprobe -r {vendor_mod_name}`) or, on Linux 6.12 and later, set `options kvm enable_virt_at_load=0` in /etc/modprobe.d/ (or kvm.enable_virt_at_load=0 on the kernel command line) so that KVM takes {} only while one of its VMs runs",
+                vendor_ext.marketing_name()
+            )),
+        );
     }
 
     // 4. Nested.
@@ -590,6 +663,8 @@ mod tests {
                     hyperv_enlightened_vmcs: false,
                 }),
                 offers_extension: offers,
+                access: None,
+                vmm_capabilities: None,
             },
             backend: Some("kvm_intel".into()),
             modules: vec![module(
@@ -603,6 +678,7 @@ mod tests {
             nested,
             nested_effective: offers,
             probe: None,
+            other_hypervisors: vec![],
             evidence: vec![],
         }
     }
@@ -711,6 +787,7 @@ mod tests {
             instructions: 0,
             stage: "create_vm",
             error: Some("EINVAL".into()),
+            errno: Some(22),
         });
         let v = judge_live(&intel_cpu(), &k);
         assert_eq!(v.finding("kvm.probe_failed").unwrap().level, Level::Fail);

@@ -2,6 +2,7 @@
 //!
 //! Only a live host opens /dev/kvm; a recorded root reports the device as present or absent.
 
+pub mod access;
 mod device;
 mod probe;
 
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use access::AccessReport;
 pub use device::{Capabilities, DeviceReport, DeviceState};
 pub use probe::ProbeReport;
 
@@ -113,8 +115,9 @@ const PARAMS: &[(&str, &[(&str, Kind)])] = &[
             ("sev", Kind::IntBool),
         ],
     ),
-    // The core module has nothing nesting depends on: only its state is read.
-    ("kvm", &[]),
+    // The core module: since Linux 6.12 it takes VT-x/AMD-V when it loads unless
+    // enable_virt_at_load is off, which keeps VirtualBox and VMware from starting VMs.
+    ("kvm", &[("enable_virt_at_load", Kind::Bool)]),
     ("kvm_pvm", &[]),
 ];
 
@@ -218,6 +221,9 @@ pub struct KvmReport {
     pub nested_effective: Option<bool>,
     /// The functional probe, when it ran.
     pub probe: Option<ProbeReport>,
+    /// Other hypervisors' kernel modules that are loaded (VirtualBox's `vboxdrv`, VMware's
+    /// `vmmon` and `vmx86`): only one hypervisor can own VT-x/AMD-V on a CPU at a time.
+    pub other_hypervisors: Vec<String>,
     /// What proved it.
     pub evidence: Vec<Evidence>,
 }
@@ -330,14 +336,36 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
         }
         _ => None,
     };
-    if want.is_none() && host.is_live() {
-        ev.push(Evidence::new(
-            "ioctl KVM_GET_SUPPORTED_CPUID",
-            "not asked: without VMX/SVM or with nested off, KVM cannot offer VMX/SVM to guests",
-        ));
-    }
     let device = device::inspect(host, want, &mut ev);
-    let nested_effective = device.offers_extension;
+    let nested_effective = device.offers_extension.or_else(|| {
+        // Not asked, or not answered: false is still known where KVM cannot offer VMX/SVM at all.
+        let why = if cpu.extension == Extension::None {
+            Some("the CPU, as this host sees it, has neither VMX nor SVM".to_string())
+        } else if matches!(cpu.extension, Extension::Vmx | Extension::Svm)
+            && cpu.firmware == crate::cpu::FirmwareState::Disabled
+        {
+            Some(format!("firmware disabled {}", cpu.extension.marketing_name()))
+        } else if vendor_mod.is_some() && nested == Tri::Disabled {
+            vendor_mod.map(|m| {
+                format!(
+                    "/sys/module/{}/parameters/nested is off, and KVM sets {} in KVM_GET_SUPPORTED_CPUID only when it is on (vmx_set_cpu_caps, svm_set_cpu_caps)",
+                    m.name,
+                    if m.name == "kvm_amd" { "SVM" } else { "VMX" }
+                )
+            })
+        } else if vendor_mod.is_none() && modules.iter().any(|m| m.name == "kvm_pvm" && m.state.is_present()) {
+            Some("KVM is kvm_pvm, which has no VMX/SVM to offer guests".to_string())
+        } else {
+            None
+        };
+        why.map(|w| {
+            ev.push(Evidence::new(
+                "ioctl KVM_GET_SUPPORTED_CPUID",
+                format!("not asked; nested_effective is false, derived: {w}"),
+            ));
+            false
+        })
+    });
     let probe = if opts.probe && host.is_live() && device.state == DeviceState::Usable {
         let p = probe::run(&host.path("/dev/kvm"));
         ev.push(Evidence::new(
@@ -355,6 +383,20 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
         None
     };
 
+    // Other hypervisors' modules: a stat each (cheaper than having the kernel format every line of
+    // /proc/modules), and /sys/module/X exists for every loaded module.
+    let other_hypervisors: Vec<String> = ["vboxdrv", "vmmon", "vmx86"]
+        .into_iter()
+        .filter(|m| host.exists(&format!("/sys/module/{m}")))
+        .map(str::to_string)
+        .collect();
+    if !other_hypervisors.is_empty() {
+        ev.push(Evidence::new(
+            "/sys/module",
+            format!("other hypervisors' modules loaded: {}", other_hypervisors.join(", ")),
+        ));
+    }
+
     KvmReport {
         device,
         backend,
@@ -362,6 +404,7 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
         nested,
         nested_effective,
         probe,
+        other_hypervisors,
         evidence: ev,
     }
 }
