@@ -314,7 +314,7 @@ fn xen(host: &Host, sig_xen: bool, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
             _ if has_pci_device(host, XEN_PLATFORM_PCI) => {
                 ("hvm", "the Xen platform PCI device 5853:0001 (HVM guests only)".into())
             }
-            _ if proc_xen && !dom0 => ("pv", "/proc/xen without a Xen CPUID signature or platform PCI device (PV)".into()),
+            _ if proc_xen => ("pv", "/proc/xen without a Xen CPUID signature or platform PCI device (PV)".into()),
             _ => ("unknown", "no guest_type, feature bits, signature or platform device".into()),
         },
     };

@@ -48,6 +48,8 @@ pub enum Layer {
     XenHvm,
     /// A Xen PV guest: no hardware virtualization at all.
     XenPv,
+    /// Xen's control domain (dom0): Xen itself holds VT-x/AMD-V.
+    XenDom0,
     /// Google Compute Engine.
     GoogleCloud,
     /// Amazon EC2.
@@ -57,11 +59,23 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The hypervisor id a finding about this layer carries (`Finding::layer`): the
+    /// `virtualization.hypervisor` id, and "xen" for the control domain (which systemd calls
+    /// "none").
+    pub fn id(virt: &VirtReport) -> &str {
+        if virt.hypervisor == "none" && virt.xen.is_some() {
+            "xen"
+        } else {
+            &virt.hypervisor
+        }
+    }
+
     /// The layer below a guest described by `virt`; `None` when no hypervisor is below.
     pub fn below(virt: &VirtReport) -> Option<Layer> {
         let cloud = virt.cloud.as_deref();
         let sig = |s: &str| virt.signatures.iter().any(|x| x.signature == s);
         Some(match virt.hypervisor.as_str() {
+            "none" if virt.xen.as_ref().is_some_and(|x| x.role == "dom0") => Layer::XenDom0,
             "none" => return None,
             "microsoft" if virt.container == "wsl" => Layer::Wsl2,
             "microsoft" if cloud == Some("azure") => Layer::Azure,
@@ -144,6 +158,7 @@ pub fn remedy(layer: Layer, ext: Extension) -> String {
         Layer::Parallels => "In Parallels Desktop, with this VM shut down: enable nested virtualization in its CPU settings (`prlctl set <VM> --nested-virt on`); on Apple silicon it needs an M3 or later and macOS 15 or later, for Linux guests".into(),
         Layer::XenHvm => "On the Xen host: add nestedhvm=1 to this guest's xl.cfg (HVM guests only; experimental upstream), then restart the domain (`xl shutdown` and `xl create`)".into(),
         Layer::XenPv => "This is a Xen PV guest, which cannot use VT-x/AMD-V at all: on the Xen host run it as an HVM guest (type = \"hvm\" and nestedhvm=1 in its xl.cfg)".into(),
+        Layer::XenDom0 => "This is Xen's control domain (dom0): Xen itself holds VT-x/AMD-V, so KVM cannot run here; run nested workloads in Xen HVM guests (nestedhvm=1 in their xl.cfg), or boot this machine without Xen to use KVM".into(),
         Layer::GoogleCloud => "On Google Cloud: create the VM with nested virtualization (`gcloud compute instances create NAME --enable-nested-virtualization ...`; Intel CPU platforms only, and the L1 must run KVM); the organization policy constraints/compute.disableNestedVirtualization must not block it".into(),
         Layer::Aws => "On AWS EC2 virtual instances have no VT-x: use a *.metal instance type, or one of the instance types that take `--cpu-options NestedVirtualization=enabled` at launch (C8i, M8i, R8i; ModifyInstanceCpuOptions while stopped)".into(),
         Layer::Other => format!(
@@ -168,6 +183,10 @@ mod tests {
     #[test]
     fn each_layer_is_told_apart() {
         assert_eq!(Layer::below(&virt("none")), None);
+        let mut dom0 = virt("none");
+        dom0.xen = Some(XenInfo { role: "dom0", mode: "pv" });
+        assert_eq!(Layer::below(&dom0), Some(Layer::XenDom0));
+        assert_eq!(Layer::id(&dom0), "xen");
         assert_eq!(Layer::below(&virt("kvm")), Some(Layer::Kvm));
         assert_eq!(Layer::below(&virt("microsoft")), Some(Layer::HyperV));
         let mut wsl = virt("microsoft");
@@ -217,6 +236,7 @@ mod tests {
             (Layer::Parallels, "nested"),
             (Layer::XenHvm, "nestedhvm=1"),
             (Layer::XenPv, "cannot use VT-x/AMD-V at all"),
+            (Layer::XenDom0, "Xen itself holds VT-x/AMD-V"),
             (Layer::GoogleCloud, "--enable-nested-virtualization"),
             (Layer::Aws, "*.metal"),
             (Layer::Aws, "NestedVirtualization=enabled"),

@@ -49,7 +49,11 @@ impl Builder {
 }
 
 fn guest_of(virt: &VirtReport, cpu: &CpuReport) -> bool {
-    virt.hypervisor != "none" || cpu.hypervisor_bit == Some(true) || cpu.flags_hypervisor == Some(true)
+    // Xen's dom0 counts: it runs on Xen, which holds VT-x/AMD-V.
+    virt.hypervisor != "none"
+        || virt.xen.is_some()
+        || cpu.hypervisor_bit == Some(true)
+        || cpu.flags_hypervisor == Some(true)
 }
 
 fn cpu_ev(cpu: &CpuReport) -> Vec<Evidence> {
@@ -90,10 +94,11 @@ pub fn judge(
         _ => cpu.vendor.kvm_module().unwrap_or("kvm_intel"),
     };
     let vendor_mod = kvm.module(vendor_mod_name).filter(|m| m.state.is_present());
-    let hv_name = virt
-        .hypervisor_name
-        .clone()
-        .unwrap_or_else(|| virt.hypervisor.clone());
+    let hv_name = match (&virt.hypervisor_name, &virt.xen) {
+        (Some(n), _) => n.clone(),
+        (None, Some(x)) => format!("Xen ({})", x.role),
+        (None, None) => virt.hypervisor.clone(),
+    };
     let vendor_ext = cpu.vendor.extension().unwrap_or(Extension::Vmx);
     let ext_name = match vendor_ext {
         Extension::Svm => "svm (AMD-V)",
@@ -139,7 +144,7 @@ pub fn judge(
                 cpu_ev(cpu),
                 Some(layer::remedy(below, vendor_ext)),
             );
-            b.on_layer(&virt.hypervisor);
+            b.on_layer(Layer::id(virt));
         }
         Extension::None => b.add(
             "cpu.extension_missing",
@@ -173,7 +178,7 @@ pub fn judge(
             Some("Nested guests need VMX/SVM from the hypervisor below; PVM guests cannot host hardware-accelerated L2 guests".into()),
         );
         if guest {
-            b.on_layer(&virt.hypervisor);
+            b.on_layer(Layer::id(virt));
         }
     } else if ext == Extension::None && guest && kvm.backend.is_none() {
         // A guest without VT-x/AMD-V: the vendor module cannot load (the lab's QEMU TCG case).
@@ -194,7 +199,7 @@ pub fn judge(
                 vendor_ext.marketing_name()
             )),
         );
-        b.on_layer(&virt.hypervisor);
+        b.on_layer(Layer::id(virt));
     } else if matches!(ext, Extension::Vmx | Extension::Svm) {
         match vendor_mod.map(|m| m.state) {
             None | Some(ModuleState::Absent | ModuleState::Loadable) => {
