@@ -14,31 +14,7 @@ use crate::hypervisor::VirtReport;
 use crate::kvm::{DeviceState, KvmReport};
 use crate::Host;
 
-/// The KVM capabilities a VMM checks before it starts, by name (KVM_CAP_<name>) and number
-/// (include/uapi/linux/kvm.h; the x86_64 values of kvm-bindings, checked in a test).
-pub const CAPABILITIES: &[(&str, u32)] = &[
-    ("IRQCHIP", 0),
-    ("USER_MEMORY", 3),
-    ("SET_TSS_ADDR", 4),
-    ("EXT_CPUID", 7),
-    ("MP_STATE", 14),
-    ("USER_NMI", 22),
-    ("IRQ_ROUTING", 25),
-    ("IRQFD", 32),
-    ("PIT2", 33),
-    ("PIT_STATE2", 35),
-    ("IOEVENTFD", 36),
-    ("SET_IDENTITY_MAP_ADDR", 37),
-    ("ADJUST_CLOCK", 39),
-    ("VCPU_EVENTS", 41),
-    ("DEBUGREGS", 50),
-    ("XSAVE", 55),
-    ("XCRS", 56),
-    ("GET_TSC_KHZ", 61),
-    ("TSC_DEADLINE_TIMER", 72),
-    ("SPLIT_IRQCHIP", 121),
-    ("IMMEDIATE_EXIT", 136),
-];
+pub use crate::kvm::VMM_CAPABILITIES as CAPABILITIES;
 
 /// Firecracker's x86_64 `DEFAULT_CAPABILITIES` (src/vmm/src/vstate/kvm.rs): it refuses to start
 /// with "Missing KVM capabilities" when one is absent.

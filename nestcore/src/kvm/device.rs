@@ -10,6 +10,32 @@ use crate::cpu::Extension;
 use crate::evidence::Evidence;
 use crate::Host;
 
+/// The KVM capabilities a VMM checks before it starts, by name (KVM_CAP_<name>) and number
+/// (include/uapi/linux/kvm.h; the x86_64 values of kvm-bindings, checked in a test).
+pub const VMM_CAPABILITIES: &[(&str, u32)] = &[
+    ("IRQCHIP", 0),
+    ("USER_MEMORY", 3),
+    ("SET_TSS_ADDR", 4),
+    ("EXT_CPUID", 7),
+    ("MP_STATE", 14),
+    ("USER_NMI", 22),
+    ("IRQ_ROUTING", 25),
+    ("IRQFD", 32),
+    ("PIT2", 33),
+    ("PIT_STATE2", 35),
+    ("IOEVENTFD", 36),
+    ("SET_IDENTITY_MAP_ADDR", 37),
+    ("ADJUST_CLOCK", 39),
+    ("VCPU_EVENTS", 41),
+    ("DEBUGREGS", 50),
+    ("XSAVE", 55),
+    ("XCRS", 56),
+    ("GET_TSC_KHZ", 61),
+    ("TSC_DEADLINE_TIMER", 72),
+    ("SPLIT_IRQCHIP", 121),
+    ("IMMEDIATE_EXIT", 136),
+];
+
 /// What opening /dev/kvm showed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,7 +89,7 @@ pub struct DeviceReport {
     /// Who may open the device and why this process may not: read when open() failed with
     /// EACCES (live hosts only).
     pub access: Option<AccessReport>,
-    /// KVM_CHECK_EXTENSION of each capability in [`crate::vmm::CAPABILITIES`], when opened. In the
+    /// KVM_CHECK_EXTENSION of each capability in [`VMM_CAPABILITIES`], when opened. In the
     /// JSON under `vmm.kvm_capabilities`.
     #[serde(skip)]
     pub vmm_capabilities: Option<BTreeMap<String, bool>>,
@@ -158,7 +184,7 @@ fn live(host: &Host, want: Option<Extension>, ev: &mut Vec<Evidence>) -> DeviceR
         ),
     ));
     // The capabilities VMMs check, on the descriptor already open: about 0.1 µs each.
-    let vmm: BTreeMap<String, bool> = crate::vmm::CAPABILITIES
+    let vmm: BTreeMap<String, bool> = VMM_CAPABILITIES
         .iter()
         .map(|(name, cap)| ((*name).to_string(), kvm.check_extension_raw(libc::c_ulong::from(*cap)) > 0))
         .collect();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use access::AccessReport;
-pub use device::{Capabilities, DeviceReport, DeviceState};
+pub use device::{Capabilities, DeviceReport, DeviceState, VMM_CAPABILITIES};
 pub use probe::ProbeReport;
 
 use crate::cpu::{CpuReport, Extension, Vendor};
