@@ -73,6 +73,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse/cpuinfo-block", |b| {
         b.iter(|| black_box(nestcore::cpu::CpuinfoBlock::parse(black_box(&info))))
     });
+    // Why the first block is hand-parsed: procfs-core's CpuInfo parses every block.
+    let all: String = (0..1024).map(|n| BLOCK.replace("{N}", &n.to_string())).collect();
+    c.bench_function("parse/cpuinfo-1024-cpus-procfs-core", |b| {
+        b.iter(|| {
+            black_box(
+                <procfs_core::CpuInfo as procfs_core::FromRead>::from_read(black_box(all.as_bytes()))
+                    .unwrap(),
+            )
+        })
+    });
     let line = "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.1.0 root=UUID=0000 ro quiet splash \"acpi_osi=Windows 2015\" kvm-intel.nested=1 intel_iommu=on -- init-arg";
     c.bench_function("parse/cmdline", |b| {
         b.iter(|| black_box(nestcore::cmdline::Cmdline::parse(black_box(line))))

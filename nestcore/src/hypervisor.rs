@@ -299,25 +299,37 @@ fn xen(host: &Host, sig_xen: bool, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
     let feat = |b: u32| features.is_some_and(|f| f >> b & 1 == 1);
     let dom0 = caps.split(',').any(|c| c.trim() == "control_d") || feat(XENFEAT_DOM0);
     let role = if dom0 { "dom0" } else { "domU" };
-    let (mode, why): (&'static str, String) = match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
-        Some("PV") => ("pv", "/sys/hypervisor/guest_type PV".into()),
-        Some("HVM") => ("hvm", "/sys/hypervisor/guest_type HVM".into()),
-        Some("PVH") => ("pvh", "/sys/hypervisor/guest_type PVH".into()),
-        _ => match features {
-            Some(f) if feat(XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) => {
-                ("pv", format!("features {f:#x}: mmu_pt_update_preserve_ad (PV)"))
-            }
-            Some(f) if feat(XENFEAT_SUPERVISOR_MODE_KERNEL) && feat(XENFEAT_HVM_CALLBACK_VECTOR) => {
-                ("pvh", format!("features {f:#x}: supervisor_mode_kernel and hvm_callback_vector (PVH)"))
-            }
-            _ if sig_xen => ("hvm", "a Xen CPUID signature (CPUID is not intercepted for PV user space)".into()),
-            _ if has_pci_device(host, XEN_PLATFORM_PCI) => {
-                ("hvm", "the Xen platform PCI device 5853:0001 (HVM guests only)".into())
-            }
-            _ if proc_xen => ("pv", "/proc/xen without a Xen CPUID signature or platform PCI device (PV)".into()),
-            _ => ("unknown", "no guest_type, feature bits, signature or platform device".into()),
-        },
-    };
+    let (mode, why): (&'static str, String) =
+        match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
+            Some("PV") => ("pv", "/sys/hypervisor/guest_type PV".into()),
+            Some("HVM") => ("hvm", "/sys/hypervisor/guest_type HVM".into()),
+            Some("PVH") => ("pvh", "/sys/hypervisor/guest_type PVH".into()),
+            _ => match features {
+                Some(f) if feat(XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) => {
+                    ("pv", format!("features {f:#x}: mmu_pt_update_preserve_ad (PV)"))
+                }
+                Some(f) if feat(XENFEAT_SUPERVISOR_MODE_KERNEL) && feat(XENFEAT_HVM_CALLBACK_VECTOR) => (
+                    "pvh",
+                    format!("features {f:#x}: supervisor_mode_kernel and hvm_callback_vector (PVH)"),
+                ),
+                _ if sig_xen => (
+                    "hvm",
+                    "a Xen CPUID signature (CPUID is not intercepted for PV user space)".into(),
+                ),
+                _ if has_pci_device(host, XEN_PLATFORM_PCI) => (
+                    "hvm",
+                    "the Xen platform PCI device 5853:0001 (HVM guests only)".into(),
+                ),
+                _ if proc_xen => (
+                    "pv",
+                    "/proc/xen without a Xen CPUID signature or platform PCI device (PV)".into(),
+                ),
+                _ => (
+                    "unknown",
+                    "no guest_type, feature bits, signature or platform device".into(),
+                ),
+            },
+        };
     ev.push(Evidence::new(
         if proc_xen {
             "/proc/xen"
@@ -529,31 +541,44 @@ fn container(host: &Host, kernel: Option<&str>, ev: &mut Vec<Evidence>) -> &'sta
         return "docker";
     }
     for f in ["/proc/self/cgroup", "/proc/1/cgroup"] {
-        if let Ok(cg) = host.read(f) {
-            let hit = if cg.contains("/docker/") || cg.contains("docker-") {
+        let Ok(bytes) = host.read_bytes(f) else { continue };
+        // procfs-core's parser (hierarchy:controllers:path per line), over the Host's bytes.
+        let groups = match <procfs_core::ProcessCGroups as procfs_core::FromRead>::from_read(bytes.as_slice())
+        {
+            Ok(g) => g,
+            Err(e) => {
+                ev.push(Evidence::new(f, format!("unparsable: {e}")));
+                continue;
+            }
+        };
+        for g in &groups.0 {
+            let p = g.pathname.as_str();
+            let hit = if p.contains("/docker/") || p.contains("docker-") {
                 Some("docker")
-            } else if cg.contains("/libpod") {
+            } else if p.contains("/libpod") {
                 Some("podman")
-            } else if cg.contains("/lxc/") || cg.contains("lxc.payload") {
+            } else if p.contains("/lxc/") || p.contains("lxc.payload") {
                 Some("lxc")
-            } else if cg.contains("kubepods") || cg.contains("crio-") {
+            } else if p.contains("kubepods") || p.contains("crio-") {
                 Some("container-other")
             } else {
                 None
             };
             if let Some(c) = hit {
-                let line = cg
-                    .lines()
-                    .find(|l| l.len() > 3 && !l.ends_with(":/"))
-                    .unwrap_or_default();
                 ev.push(Evidence::new(
                     f,
-                    format!("cgroup path names a {c} container: {line}"),
+                    format!(
+                        "cgroup path names a {c} container: {}:{}:{p}",
+                        g.hierarchy,
+                        g.controllers.join(",")
+                    ),
                 ));
                 return c;
             }
         }
     }
+    // Linux-VServer's VxID/s_context and OpenVZ's envID: procfs-core's Status drops fields it does
+    // not know (these three) and needs ~30 others a recorded root may lack, so this scan stays.
     if let Ok(status) = host.read("/proc/self/status") {
         for l in status.lines() {
             if let Some(v) = l.strip_prefix("VxID:").or_else(|| l.strip_prefix("s_context:")) {
@@ -595,11 +620,17 @@ fn container(host: &Host, kernel: Option<&str>, ev: &mut Vec<Evidence>) -> &'sta
 fn amazon(host: &Host, dmi: Option<&Dmi>, ev: &mut Vec<Evidence>) -> (&'static str, &'static str) {
     match smbios_vm_bit(host) {
         Some(true) => {
-            ev.push(Evidence::new(SMBIOS_0_0, "BIOS characteristics: a virtual machine"));
+            ev.push(Evidence::new(
+                SMBIOS_0_0,
+                "BIOS characteristics: a virtual machine",
+            ));
             return ("amazon", "Amazon EC2");
         }
         Some(false) => {
-            ev.push(Evidence::new(SMBIOS_0_0, "BIOS characteristics: not a virtual machine (EC2 bare metal)"));
+            ev.push(Evidence::new(
+                SMBIOS_0_0,
+                "BIOS characteristics: not a virtual machine (EC2 bare metal)",
+            ));
             return ("none", "none");
         }
         None => {}
@@ -643,6 +674,9 @@ fn virt_type(hypervisor: &str, xen: Option<&XenInfo>, container: &str, arch: Opt
         };
     }
     match hypervisor {
+        // lscpu: an s390 LPAR runs on PR/SM, a firmware hypervisor ("IBM, PR/SM, full"), which
+        // systemd does not count as a VM.
+        "none" if arch == Some("s390x") => VirtType::Full,
         "none" if container != "none" => VirtType::Container,
         "none" => VirtType::None,
         // lscpu: PowerVM (pHyp) and KVM on POWER (pseries) are paravirtualized, and so is UML.
@@ -800,7 +834,10 @@ pub fn detect(
                     ("vm-other".into(), Some("unknown hypervisor".into()))
                 } else if dmi.is_some() && smbios_vm_bit(host) == Some(true) {
                     // systemd: firmware that says "virtual machine" and nothing else that names it.
-                    ev.push(Evidence::new(SMBIOS_0_0, "BIOS characteristics: a virtual machine"));
+                    ev.push(Evidence::new(
+                        SMBIOS_0_0,
+                        "BIOS characteristics: a virtual machine",
+                    ));
                     ("vm-other".into(), Some("unknown hypervisor".into()))
                 } else {
                     ("none".into(), None)
@@ -839,6 +876,161 @@ pub fn detect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let p = d.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        }
+        d
+    }
+
+    fn detect_root(files: &[(&str, &[u8])]) -> VirtReport {
+        let d = root(files);
+        let host = Host::from_root(d.path()).unwrap();
+        let (info, _) = CpuinfoBlock::read(&host);
+        detect(&host, &info, None, None)
+    }
+
+    #[test]
+    fn ec2_metal_follows_systemd() {
+        let dmi: &[(&str, &[u8])] = &[("/sys/class/dmi/id/sys_vendor", b"Amazon EC2\n")];
+        // SMBIOS type 0 with extension byte 2 (offset 19): bit 4 set = a VM, clear = metal.
+        let mut raw = vec![0u8; 24];
+        raw[1] = 24;
+        raw[19] = 1 << 4;
+        let vm = [dmi, &[("/sys/firmware/dmi/entries/0-0/raw", raw.as_slice())]].concat();
+        assert_eq!(detect_root(&vm).hypervisor, "amazon");
+        raw[19] = 0;
+        let metal = [dmi, &[("/sys/firmware/dmi/entries/0-0/raw", raw.as_slice())]].concat();
+        assert_eq!(detect_root(&metal).hypervisor, "none");
+        // Without the table: ".metal" at the end or before "-" of the product name.
+        for (product, id) in [
+            ("m5.metal", "none"),
+            ("m7i.metal-24xl", "none"),
+            ("m5.large", "amazon"),
+            ("x.metalx", "amazon"),
+        ] {
+            let p = format!("{product}\n");
+            let f = [dmi, &[("/sys/class/dmi/id/product_name", p.as_bytes())]].concat();
+            let v = detect_root(&f);
+            assert_eq!(v.hypervisor, id, "{product}");
+            assert_eq!(v.cloud.as_deref(), Some("aws"));
+        }
+    }
+
+    #[test]
+    fn azure_is_hyperv_with_the_asset_tag() {
+        let hv: &[(&str, &[u8])] = &[
+            ("/sys/class/dmi/id/sys_vendor", b"Microsoft Corporation\n"),
+            ("/sys/class/dmi/id/product_name", b"Virtual Machine\n"),
+        ];
+        let v = detect_root(hv);
+        assert_eq!((v.hypervisor.as_str(), v.cloud.as_deref()), ("microsoft", None));
+        let az = [
+            hv,
+            &[(
+                "/sys/class/dmi/id/chassis_asset_tag",
+                b"7783-7084-3265-9085-8269-3286-77\n".as_slice(),
+            )],
+        ]
+        .concat();
+        let v = detect_root(&az);
+        assert_eq!(
+            (v.hypervisor.as_str(), v.cloud.as_deref()),
+            ("microsoft", Some("azure"))
+        );
+        assert_eq!(v.virt_type, VirtType::Full);
+    }
+
+    #[test]
+    fn dmi_ends_detection_like_systemd() {
+        // GCE runs KVM, but DMI says Google: systemd-detect-virt says google.
+        let d = root(&[("/sys/class/dmi/id/product_name", b"Google Compute Engine\n")]);
+        let regs = |s: &[u8; 12]| -> [u32; 3] {
+            [0, 4, 8].map(|i| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]))
+        };
+        let k = regs(b"KVMKVMKVM\0\0\0");
+        let dump = crate::host::CpuidDump::from_leaves(
+            crate::host::CpuidFormat::CpuidR,
+            [crate::host::CpuidLeaf {
+                leaf: 0x4000_0000,
+                subleaf: 0,
+                eax: 0x4000_0001,
+                ebx: k[0],
+                ecx: k[1],
+                edx: k[2],
+            }],
+        );
+        let host = Host::from_root(d.path())
+            .unwrap()
+            .with_cpuid(crate::host::CpuidSource::Recorded(dump));
+        let (info, _) = CpuinfoBlock::read(&host);
+        let v = detect(&host, &info, Some(true), None);
+        assert_eq!(v.hypervisor, "google");
+        assert_eq!(v.cloud.as_deref(), Some("gcp"));
+    }
+
+    #[test]
+    fn xen_mode_on_old_roots() {
+        let pv = detect_root(&[("/proc/xen/capabilities", b"")]);
+        assert_eq!((pv.hypervisor.as_str(), pv.virt_type), ("xen", VirtType::Para));
+        assert_eq!(pv.xen.as_ref().map(|x| (x.role, x.mode)), Some(("domU", "pv")));
+        let dom0 = detect_root(&[("/proc/xen/capabilities", b"control_d\n")]);
+        assert_eq!(
+            (dom0.hypervisor.as_str(), dom0.virt_type),
+            ("none", VirtType::None)
+        );
+        assert_eq!(dom0.xen.as_ref().map(|x| x.role), Some("dom0"));
+        let pci: &[u8] = b"0010\t58530001\t1c\t\tf2000008\n";
+        let hvm = detect_root(&[("/proc/xen/capabilities", b""), ("/proc/bus/pci/devices", pci)]);
+        assert_eq!(
+            (hvm.virt_type, hvm.xen.as_ref().map(|x| x.mode)),
+            (VirtType::Full, Some("hvm"))
+        );
+        let only = detect_root(&[("/proc/bus/pci/devices", pci)]);
+        assert_eq!(
+            (only.hypervisor.as_str(), only.virt_type),
+            ("xen", VirtType::Full)
+        );
+        // Feature bits (lscpu): mmu_pt_update_preserve_ad = PV, supervisor_mode_kernel and
+        // hvm_callback_vector = PVH; XENFEAT_dom0 = the control domain.
+        for (features, mode, role) in [
+            ("20", "pv", "domU"),
+            ("108", "pvh", "domU"),
+            ("820", "pv", "dom0"),
+        ] {
+            let f = format!("{features}\n");
+            let v = detect_root(&[
+                ("/sys/hypervisor/type", b"xen\n"),
+                ("/sys/hypervisor/properties/features", f.as_bytes()),
+            ]);
+            assert_eq!(
+                v.xen.as_ref().map(|x| (x.mode, x.role)),
+                Some((mode, role)),
+                "{features}"
+            );
+        }
+    }
+
+    #[test]
+    fn virt_type_follows_lscpu() {
+        assert_eq!(virt_type("none", None, "none", Some("x86_64")), VirtType::None);
+        assert_eq!(
+            virt_type("none", None, "docker", Some("x86_64")),
+            VirtType::Container
+        );
+        assert_eq!(virt_type("kvm", None, "docker", Some("x86_64")), VirtType::Full);
+        assert_eq!(
+            virt_type("powervm", None, "none", Some("ppc64le")),
+            VirtType::Para
+        );
+        assert_eq!(virt_type("kvm", None, "none", Some("ppc64le")), VirtType::Para);
+        assert_eq!(virt_type("none", None, "none", Some("s390x")), VirtType::Full);
+        assert_eq!(virt_type("uml", None, "none", None), VirtType::Para);
+    }
 
     #[test]
     fn signature_table() {

@@ -184,7 +184,10 @@ mod tests {
     fn each_layer_is_told_apart() {
         assert_eq!(Layer::below(&virt("none")), None);
         let mut dom0 = virt("none");
-        dom0.xen = Some(XenInfo { role: "dom0", mode: "pv" });
+        dom0.xen = Some(XenInfo {
+            role: "dom0",
+            mode: "pv",
+        });
         assert_eq!(Layer::below(&dom0), Some(Layer::XenDom0));
         assert_eq!(Layer::id(&dom0), "xen");
         assert_eq!(Layer::below(&virt("kvm")), Some(Layer::Kvm));
@@ -196,9 +199,15 @@ mod tests {
         az.cloud = Some("azure".into());
         assert_eq!(Layer::below(&az), Some(Layer::Azure));
         let mut pv = virt("xen");
-        pv.xen = Some(XenInfo { role: "domU", mode: "pv" });
+        pv.xen = Some(XenInfo {
+            role: "domU",
+            mode: "pv",
+        });
         assert_eq!(Layer::below(&pv), Some(Layer::XenPv));
-        pv.xen = Some(XenInfo { role: "domU", mode: "hvm" });
+        pv.xen = Some(XenInfo {
+            role: "domU",
+            mode: "hvm",
+        });
         assert_eq!(Layer::below(&pv), Some(Layer::XenHvm));
         let mut tcg = virt("qemu");
         assert_eq!(Layer::below(&tcg), Some(Layer::Qemu));
@@ -222,7 +231,10 @@ mod tests {
     fn remedies_name_the_layers_switch_and_stay_one_line() {
         for (layer, needle) in [
             (Layer::Kvm, "Proxmox VE `qm set VMID --cpu host`"),
-            (Layer::Kvm, "OpenStack nova.conf [libvirt] cpu_mode = host-passthrough"),
+            (
+                Layer::Kvm,
+                "OpenStack nova.conf [libvirt] cpu_mode = host-passthrough",
+            ),
             (Layer::Kvm, "<feature policy='require' name='vmx'/>"),
             (Layer::OpenStack, "cpu_model_extra_flags = vmx"),
             (Layer::QemuTcg, "TCG cannot emulate VMX at all"),
@@ -243,7 +255,10 @@ mod tests {
         ] {
             let r = remedy(layer, Extension::Vmx);
             assert!(r.contains(needle), "{layer:?}: {r}");
-            assert!(!r.chars().any(char::is_control), "{layer:?}: control character in {r:?}");
+            assert!(
+                !r.chars().any(char::is_control),
+                "{layer:?}: control character in {r:?}"
+            );
             assert!(!r.contains("nestcore enable` on that host"), "{r}");
         }
         // AMD guests get svm, and TCG's SVM emulation.
@@ -251,7 +266,14 @@ mod tests {
         assert!(remedy(Layer::Kvm, Extension::Svm).contains("kvm_amd nested=1"));
         assert!(remedy(Layer::QemuTcg, Extension::Svm).contains("TCG emulates SVM"));
         // Only the KVM family gets the libvirt/QEMU recipe.
-        for l in [Layer::HyperV, Layer::Vmware, Layer::VirtualBox, Layer::Azure, Layer::Aws, Layer::Wsl2] {
+        for l in [
+            Layer::HyperV,
+            Layer::Vmware,
+            Layer::VirtualBox,
+            Layer::Azure,
+            Layer::Aws,
+            Layer::Wsl2,
+        ] {
             assert!(!remedy(l, Extension::Vmx).contains("host-passthrough"), "{l:?}");
         }
     }

@@ -56,7 +56,10 @@ pub fn render_text(report: &Report, color: bool) -> String {
             .map(|n| format!(" ({n})"))
             .unwrap_or_default(),
         v.virt_type.as_str(),
-        v.cloud.as_ref().map(|c| format!(", cloud {c}")).unwrap_or_default(),
+        v.cloud
+            .as_ref()
+            .map(|c| format!(", cloud {c}"))
+            .unwrap_or_default(),
         if v.container != "none" {
             format!(", in a {} container", v.container)
         } else {

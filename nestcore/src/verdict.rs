@@ -351,7 +351,9 @@ pub fn judge(
         .as_ref()
         .is_some_and(|p| p.stage == "create_vm" && p.errno == Some(libc::EBUSY));
     let vendor_loaded = vendor_mod.is_some();
-    let virt_at_load = kvm.module("kvm").and_then(|m| m.param_bool("enable_virt_at_load"));
+    let virt_at_load = kvm
+        .module("kvm")
+        .and_then(|m| m.param_bool("enable_virt_at_load"));
     if busy || !kvm.other_hypervisors.is_empty() {
         let names: Vec<String> = kvm
             .other_hypervisors
@@ -370,7 +372,10 @@ pub fn judge(
         ev.extend(kvm_ev(kvm, "probe"));
         let at_load = virt_at_load == Some(true) && vendor_loaded;
         if at_load {
-            ev.push(Evidence::new("/sys/module/kvm/parameters/enable_virt_at_load", "Y"));
+            ev.push(Evidence::new(
+                "/sys/module/kvm/parameters/enable_virt_at_load",
+                "Y",
+            ));
         }
         let message = if busy {
             format!("KVM_CREATE_VM failed with EBUSY: {others} holds {} on this CPU, and only one hypervisor can at a time", vendor_ext.marketing_name())
@@ -829,6 +834,127 @@ mod tests {
         assert!(v.finding("cpu.firmware_disabled").is_some());
         assert_eq!(v.nested_for_guests, NestedForGuests::Disabled);
         assert_eq!(v.kvm_usable, Some(false));
+    }
+
+    #[test]
+    fn another_hypervisor_holding_vtx_is_named_with_the_choice() {
+        let mut k = kvm(DeviceState::Usable, Tri::Enabled, Some(true));
+        k.other_hypervisors = vec!["vboxdrv".into()];
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.other_hypervisor").unwrap();
+        assert_eq!(f.level, Level::Warn);
+        assert!(f.message.contains("VirtualBox's vboxdrv"), "{}", f.message);
+        assert!(!f.message.contains("enable_virt_at_load"), "{}", f.message);
+        // Linux 6.12+: a loaded kvm_intel holds VT-x from load time.
+        k.modules.push(ModuleReport {
+            name: "kvm".into(),
+            state: ModuleState::Loaded,
+            refcnt: Some(1),
+            holders: vec!["kvm_intel".into()],
+            parameters: BTreeMap::from([("enable_virt_at_load".to_string(), ParamValue::Bool(true))]),
+        });
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.other_hypervisor").unwrap();
+        assert!(
+            f.message.contains("enable_virt_at_load") && f.message.contains("VERR_VMX_IN_VMX_ROOT_MODE"),
+            "{}",
+            f.message
+        );
+        assert!(f
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("options kvm enable_virt_at_load=0"));
+        // EBUSY from KVM_CREATE_VM in the probe.
+        k.other_hypervisors.clear();
+        k.probe = Some(ProbeReport {
+            ok: false,
+            duration_us: 10,
+            instructions: 0,
+            stage: "create_vm",
+            error: Some("Device or resource busy (os error 16)".into()),
+            errno: Some(libc::EBUSY),
+        });
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.vtx_busy").unwrap();
+        assert_eq!(f.level, Level::Fail);
+        assert!(f.message.contains("EBUSY"), "{}", f.message);
+        assert!(v.finding("kvm.other_hypervisor").is_none());
+    }
+
+    #[test]
+    fn permission_denied_names_the_group_and_says_log_in_again() {
+        use crate::kvm::access::{judge as access, NodeFacts};
+        let mut k = kvm(DeviceState::PermissionDenied, Tri::Enabled, None);
+        let status = "Name:\tx\nState:\tR\nTgid:\t1\nPid:\t1\nPPid:\t0\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t64\nGroups:\t1000\nThreads:\t1\nSigQ:\t0/1\nSigPnd:\t0\nShdPnd:\t0\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\nCapInh:\t0\nCapPrm:\t0\nCapEff:\t0\n";
+        k.device.access = Some(access(
+            NodeFacts {
+                uid: 0,
+                gid: 108,
+                mode: 0o20660,
+                acl: None,
+            },
+            1000,
+            1000,
+            Some(status),
+            Some("kvm:x:108:ci\n"),
+            Some("root:x:0:0::/:/bin/sh\nci:x:1000:1000::/home/ci:/bin/sh\n"),
+        ));
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.permission_denied").unwrap();
+        assert!(
+            f.message.contains("root:kvm 0660") && f.message.contains("not in that group"),
+            "{}",
+            f.message
+        );
+        let r = f.remedy.as_deref().unwrap();
+        assert!(
+            r.contains("ci is in group kvm")
+                && r.contains("log in again")
+                && r.contains("udevadm trigger --name-match=kvm"),
+            "{r}"
+        );
+        assert_eq!(f.layer, None);
+    }
+
+    #[test]
+    fn a_guest_without_the_extension_gets_its_layers_remedy() {
+        let mut cpu = intel_cpu();
+        cpu.extension = Extension::None;
+        cpu.cpuid_vmx = Some(false);
+        cpu.flags_vmx = Some(false);
+        cpu.hypervisor_bit = Some(true);
+        cpu.firmware = FirmwareState::NotApplicable;
+        let mut k = kvm(DeviceState::Absent, Tri::Unknown, Some(false));
+        k.backend = None;
+        k.modules[0].state = ModuleState::Loadable;
+        let virt = VirtReport {
+            hypervisor: "vmware".into(),
+            hypervisor_name: Some("VMware".into()),
+            container: "none".into(),
+            ..Default::default()
+        };
+        let v = judge(
+            &cpu,
+            &virt,
+            &k,
+            &CmdlineReport {
+                present: true,
+                relevant: vec![],
+            },
+            false,
+        );
+        let f = v.finding("cpu.extension_hidden_by_hypervisor").unwrap();
+        assert_eq!(f.layer.as_deref(), Some("vmware"));
+        assert!(f.remedy.as_deref().unwrap().contains("vhv.enable"));
+        let m = v.finding("kvm.module_not_loaded").unwrap();
+        assert!(
+            m.message.contains("installed") && m.message.contains("cannot load without VT-x"),
+            "{}",
+            m.message
+        );
+        assert_eq!(m.layer.as_deref(), Some("vmware"));
+        assert_eq!(v.nested_for_guests, NestedForGuests::Unsupported);
     }
 
     #[test]

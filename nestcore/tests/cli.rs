@@ -131,18 +131,46 @@ fn guest_cpu_keeps_what_was_asked() {
         let mut a = vec!["guest-cpu", "--vendor", "amd"];
         a.extend_from_slice(args);
         let out = nestcore(&a);
-        assert_eq!(out.status.code(), Some(0), "{a:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     assert_eq!(
-        amd(&["--format", "qemu", "--mode", "custom", "--model", "qemu64", "--feature", "require:vmx"]),
+        amd(&[
+            "--format",
+            "qemu",
+            "--mode",
+            "custom",
+            "--model",
+            "qemu64",
+            "--feature",
+            "require:vmx"
+        ]),
         "qemu64,vmx=on\n"
     );
-    let xml = amd(&["--mode", "custom", "--model", "qemu64", "--feature", "require:vmx"]);
+    let xml = amd(&[
+        "--mode",
+        "custom",
+        "--model",
+        "qemu64",
+        "--feature",
+        "require:vmx",
+    ]);
     assert!(xml.contains("name='vmx'") && !xml.contains("name='svm'"), "{xml}");
     // Disabling the other vendor's extension is also "naming" one: nothing is added.
     assert_eq!(
-        amd(&["--format", "qemu", "--model", "EPYC-Rome", "--feature", "disable:svm"]),
+        amd(&[
+            "--format",
+            "qemu",
+            "--model",
+            "EPYC-Rome",
+            "--feature",
+            "disable:svm"
+        ]),
         "EPYC-Rome,svm=off\n"
     );
     // Neither named: the host's vendor decides.
@@ -166,7 +194,12 @@ fn guest_cpu_for_host_exit_status() {
         ])
     };
     let ok = run("intel-nested-on");
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     for name in ["intel-nested-off", "hyperv-guest"] {
         let out = run(name);
         let err = String::from_utf8(out.stderr).unwrap();
@@ -188,7 +221,12 @@ fn check_reads_a_pasted_cpuid_dump() {
         "--cpuid",
         dir.join("cpuid.txt").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["virtualization"]["hypervisor"], "google");
     assert_eq!(v["cpu"]["vendor_id"], "GenuineIntel");

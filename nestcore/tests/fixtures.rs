@@ -44,11 +44,17 @@ fn subset(path: &str, expect: &Value, actual: &Value, out: &mut Vec<String>) {
                             continue;
                         };
                         if f["layer"] != want["layer"] {
-                            out.push(format!("verdict: {code}: layer {} want {}", f["layer"], want["layer"]));
+                            out.push(format!(
+                                "verdict: {code}: layer {} want {}",
+                                f["layer"], want["layer"]
+                            ));
                         }
                         let needle = want["contains"].as_str().unwrap();
                         if !f["remedy"].as_str().is_some_and(|r| r.contains(needle)) {
-                            out.push(format!("verdict: {code}: remedy {} lacks {needle:?}", f["remedy"]));
+                            out.push(format!(
+                                "verdict: {code}: remedy {} lacks {needle:?}",
+                                f["remedy"]
+                            ));
                         }
                     }
                     continue;

@@ -280,7 +280,9 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                 }
             }
             if cannot {
-                eprintln!("# This host cannot give guests VMX/SVM now: see `nestcore check` for why and the remedy");
+                eprintln!(
+                    "# This host cannot give guests VMX/SVM now: see `nestcore check` for why and the remedy"
+                );
                 return Ok(1);
             }
             Ok(0)

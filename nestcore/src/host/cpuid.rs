@@ -429,21 +429,29 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!(d.get(1, 0).unwrap()[2], 0x80000020);
         // A header-less paste works too.
-        assert_eq!(CpuidDump::parse(&format!("$ cpuid -r\n{leaves}")).unwrap().len(), 2);
+        assert_eq!(
+            CpuidDump::parse(&format!("$ cpuid -r\n{leaves}")).unwrap().len(),
+            2
+        );
     }
 
     #[test]
     fn junk_inside_the_leaf_block_names_its_line() {
         let t = "CPU 0:\n   0x00000000 0x00: eax=0x0000000d ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\nsomething pasted in between\n   0x00000001 0x00: eax=0x000306a9 ebx=0x00000800 ecx=0x80000020 edx=0x078bfbff\n";
         let e = CpuidDump::parse(t).unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("inside the leaf block") && e.contains("line 4"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("inside the leaf block") && e.contains("line 4"),
+            "{e}"
+        );
         // A malformed leaf line is still an error with its line, before or inside the block.
         let e = CpuidDump::parse("Disclaimer: x\n   0x00000000 0x00: eax=0x1 ebx=0x2\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && e.contains("truncated"), "{e}");
         // Only a preamble: no leaf.
-        assert!(CpuidDump::parse("Disclaimer: cpuid may not support decoding of all cpuid registers.\n").is_err());
+        assert!(
+            CpuidDump::parse("Disclaimer: cpuid may not support decoding of all cpuid registers.\n").is_err()
+        );
     }
 
     #[test]

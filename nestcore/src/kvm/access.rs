@@ -162,8 +162,12 @@ pub fn judge(
     let process_in_group = groups.as_ref().map(|g| g.contains(&node.gid));
     let name_for = |tag: u16, id: u32| -> String {
         match tag {
-            ACL_USER => passwd.and_then(|p| name_of(p, id)).unwrap_or_else(|| id.to_string()),
-            _ => group_db.and_then(|g| name_of(g, id)).unwrap_or_else(|| id.to_string()),
+            ACL_USER => passwd
+                .and_then(|p| name_of(p, id))
+                .unwrap_or_else(|| id.to_string()),
+            _ => group_db
+                .and_then(|g| name_of(g, id))
+                .unwrap_or_else(|| id.to_string()),
         }
     };
     let acl_text: Vec<String> = acl
@@ -194,7 +198,11 @@ pub fn judge(
             return rw(u32::from(e.perm) & mask);
         }
         let mut in_some_group = false;
-        let group_perm = if acl.is_empty() { mode >> 3 & 7 } else { mode >> 3 & 7 & mask };
+        let group_perm = if acl.is_empty() {
+            mode >> 3 & 7
+        } else {
+            mode >> 3 & 7 & mask
+        };
         if g.contains(&node.gid) {
             in_some_group = true;
             if rw(group_perm) {
@@ -371,7 +379,13 @@ mod tests {
     fn an_acl_that_allows_points_at_a_security_module() {
         // version 2; user_obj rw; user 1000 rw; group_obj rw; mask rw; other ---.
         let mut acl = 2u32.to_le_bytes().to_vec();
-        for (tag, perm, id) in [(1u16, 6u16, u32::MAX), (2, 6, 1000), (4, 6, u32::MAX), (0x10, 6, u32::MAX), (0x20, 0, u32::MAX)] {
+        for (tag, perm, id) in [
+            (1u16, 6u16, u32::MAX),
+            (2, 6, 1000),
+            (4, 6, u32::MAX),
+            (0x10, 6, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
             acl.extend(tag.to_le_bytes());
             acl.extend(perm.to_le_bytes());
             acl.extend(id.to_le_bytes());
@@ -392,7 +406,10 @@ mod tests {
             acl: Some(&masked),
             ..node(0o660)
         };
-        assert_eq!(judge(n, 1000, 1000, Some(STATUS), Some(GROUP), Some(PASSWD)).allowed_by_mode, Some(false));
+        assert_eq!(
+            judge(n, 1000, 1000, Some(STATUS), Some(GROUP), Some(PASSWD)).allowed_by_mode,
+            Some(false)
+        );
     }
 
     #[test]

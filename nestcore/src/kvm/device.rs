@@ -186,9 +186,18 @@ fn live(host: &Host, want: Option<Extension>, ev: &mut Vec<Evidence>) -> DeviceR
     // The capabilities VMMs check, on the descriptor already open: about 0.1 µs each.
     let vmm: BTreeMap<String, bool> = VMM_CAPABILITIES
         .iter()
-        .map(|(name, cap)| ((*name).to_string(), kvm.check_extension_raw(libc::c_ulong::from(*cap)) > 0))
+        .map(|(name, cap)| {
+            (
+                (*name).to_string(),
+                kvm.check_extension_raw(libc::c_ulong::from(*cap)) > 0,
+            )
+        })
         .collect();
-    let absent: Vec<&str> = vmm.iter().filter(|(_, v)| !**v).map(|(k, _)| k.as_str()).collect();
+    let absent: Vec<&str> = vmm
+        .iter()
+        .filter(|(_, v)| !**v)
+        .map(|(k, _)| k.as_str())
+        .collect();
     ev.push(Evidence::new(
         "ioctl KVM_CHECK_EXTENSION",
         format!(

@@ -393,7 +393,10 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
     if !other_hypervisors.is_empty() {
         ev.push(Evidence::new(
             "/sys/module",
-            format!("other hypervisors' modules loaded: {}", other_hypervisors.join(", ")),
+            format!(
+                "other hypervisors' modules loaded: {}",
+                other_hypervisors.join(", ")
+            ),
         ));
     }
 
@@ -504,5 +507,45 @@ mod loadable_tests {
         let f = r.verdict.finding("kvm.module_not_loaded").unwrap();
         assert!(f.message.contains("installed"), "{}", f.message);
         assert_eq!(r.kvm.nested, Tri::Unknown);
+        // Not loaded, nested unknown: whether KVM would offer VMX is truly unknown.
+        assert_eq!(r.kvm.nested_effective, None);
+    }
+
+    #[test]
+    fn nested_effective_is_derived_false_with_its_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, c: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        };
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nflags\t\t: fpu svm lm\n\n",
+        );
+        w("sys/module/kvm_amd/initstate", "live\n");
+        w("sys/module/kvm_amd/parameters/nested", "0\n");
+        let host = Host::from_root(d.path()).unwrap();
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.nested, Tri::Disabled);
+        assert_eq!(r.kvm.nested_effective, Some(false));
+        assert!(r
+            .kvm
+            .evidence
+            .iter()
+            .any(|e| e.detail.contains("derived") && e.detail.contains("kvm_amd/parameters/nested is off")));
+        // No extension at all: false, from the CPU.
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nflags\t\t: fpu lm\n\n",
+        );
+        std::fs::remove_dir_all(d.path().join("sys")).unwrap();
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.nested_effective, Some(false));
+        assert!(r
+            .kvm
+            .evidence
+            .iter()
+            .any(|e| e.detail.contains("neither VMX nor SVM")));
     }
 }

@@ -50,7 +50,10 @@ pub(crate) fn run(path: &Path) -> ProbeReport {
     let mut r = rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
         (
             "run",
-            Err((format!("the vCPU did not exit within {} s", TIMEOUT.as_secs()), None)),
+            Err((
+                format!("the vCPU did not exit within {} s", TIMEOUT.as_secs()),
+                None,
+            )),
             0,
         )
     });
