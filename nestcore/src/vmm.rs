@@ -191,13 +191,23 @@ impl Facts<'_> {
 /// Assesses each VMM from the KVM check's results and a few cheap lookups.
 pub fn assess(host: &Host, cpu: &CpuReport, virt: &VirtReport, kvm: &KvmReport) -> VmmReport {
     let caps = kvm.device.vmm_capabilities.clone();
+    // Each module and node is looked up once (a stat each), however many VMMs need it.
+    let seen: std::cell::RefCell<Vec<(String, bool)>> = std::cell::RefCell::new(Vec::new());
+    let once = |key: &str, look: &dyn Fn() -> bool| -> bool {
+        if let Some((_, v)) = seen.borrow().iter().find(|(k, _)| k == key) {
+            return *v;
+        }
+        let v = look();
+        seen.borrow_mut().push((key.to_string(), v));
+        v
+    };
     let module = |m: &str| {
         kvm.module(m).map_or_else(
-            || host.exists(&format!("/sys/module/{m}")),
+            || once(m, &|| host.exists(&format!("/sys/module/{m}"))),
             |r| r.state.is_present(),
         )
     };
-    let node = |p: &str| host.exists(p);
+    let node = |p: &str| once(p, &|| host.exists(p));
     let f = Facts {
         device: kvm.device.state,
         caps: caps.as_ref(),
