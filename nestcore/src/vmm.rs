@@ -251,8 +251,12 @@ pub fn assess(host: &Host, cpu: &CpuReport, virt: &VirtReport, kvm: &KvmReport) 
         _ => "kvm_intel",
     };
     f.module(&mut n, vendor, None, true);
-    f.module(&mut n, "vhost", None, true);
+    // vhost_net needs vhost (a module dependency): when vhost_net is there, so is vhost.
+    let before = n.missing.len();
     f.module(&mut n, "vhost_net", Some("/dev/vhost-net"), true);
+    if n.missing.len() > before {
+        f.module(&mut n, "vhost", None, true);
+    }
     f.module(&mut n, "vhost_vsock", Some("/dev/vhost-vsock"), false);
     let on_vmm = virt.hypervisor != "none" || cpu.hypervisor_bit == Some(true);
     if vendor == "kvm_intel" && !on_vmm {

@@ -115,9 +115,9 @@ const PARAMS: &[(&str, &[(&str, Kind)])] = &[
             ("sev", Kind::IntBool),
         ],
     ),
-    // The core module: since Linux 6.12 it takes VT-x/AMD-V when it loads unless
-    // enable_virt_at_load is off, which keeps VirtualBox and VMware from starting VMs.
-    ("kvm", &[("enable_virt_at_load", Kind::Bool)]),
+    // The core module has nothing nesting depends on: only its state is read (and
+    // enable_virt_at_load, in detect(), when another hypervisor's module is loaded).
+    ("kvm", &[]),
     ("kvm_pvm", &[]),
 ];
 
@@ -398,6 +398,17 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
                 other_hypervisors.join(", ")
             ),
         ));
+        // Since Linux 6.12 kvm takes VT-x/AMD-V when it loads unless enable_virt_at_load is off,
+        // which keeps VirtualBox and VMware from starting VMs. Read only when it matters.
+        if let Some(m) = modules
+            .iter_mut()
+            .find(|m| m.name == "kvm" && m.state.is_present())
+        {
+            if let Ok(raw) = host.read_trimmed("/sys/module/kvm/parameters/enable_virt_at_load") {
+                let v = parse_bool(&raw).map_or(ParamValue::Text(raw), ParamValue::Bool);
+                m.parameters.insert("enable_virt_at_load".into(), v);
+            }
+        }
     }
 
     KvmReport {
@@ -509,6 +520,40 @@ mod loadable_tests {
         assert_eq!(r.kvm.nested, Tri::Unknown);
         // Not loaded, nested unknown: whether KVM would offer VMX is truly unknown.
         assert_eq!(r.kvm.nested_effective, None);
+    }
+
+    #[test]
+    fn virtualbox_beside_kvm_reads_enable_virt_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, c: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        };
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx lm\n\n",
+        );
+        w("sys/module/kvm/initstate", "live\n");
+        w("sys/module/kvm/parameters/enable_virt_at_load", "Y\n");
+        w("sys/module/kvm_intel/initstate", "live\n");
+        w("sys/module/kvm_intel/parameters/nested", "Y\n");
+        let host = Host::from_root(d.path()).unwrap();
+        let r = crate::check(&host);
+        assert!(r.kvm.other_hypervisors.is_empty());
+        assert!(
+            r.kvm.module("kvm").unwrap().parameters.is_empty(),
+            "not read when nothing else is loaded"
+        );
+        w("sys/module/vboxdrv/initstate", "live\n");
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.other_hypervisors, vec!["vboxdrv".to_string()]);
+        assert_eq!(
+            r.kvm.module("kvm").unwrap().param_bool("enable_virt_at_load"),
+            Some(true)
+        );
+        let f = r.verdict.finding("kvm.other_hypervisor").unwrap();
+        assert!(f.message.contains("enable_virt_at_load"), "{}", f.message);
     }
 
     #[test]
