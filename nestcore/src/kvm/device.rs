@@ -10,7 +10,7 @@ use crate::cpu::Extension;
 use crate::evidence::Evidence;
 use crate::Host;
 
-/// The KVM capabilities a VMM checks before it starts, by name (KVM_CAP_<name>) and number
+/// The KVM capabilities a VMM checks before it starts, by name (`KVM_CAP_<name>`) and number
 /// (include/uapi/linux/kvm.h; the x86_64 values of kvm-bindings, checked in a test).
 pub const VMM_CAPABILITIES: &[(&str, u32)] = &[
     ("IRQCHIP", 0),
