@@ -140,7 +140,11 @@ pub fn judge(
                 "cpu.extension_hidden_by_hypervisor",
                 if pvm { Level::Warn } else { Level::Fail },
                 C_HW,
-                format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it"),
+                if below == Layer::QemuTcg && vendor_ext == Extension::Vmx {
+                    format!("This is a QEMU TCG guest (no KVM below), and TCG cannot emulate {ext_name}")
+                } else {
+                    format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it")
+                },
                 cpu_ev(cpu),
                 Some(layer::remedy(below, vendor_ext)),
             );
