@@ -492,14 +492,17 @@ mod tests {
 mod loadable_tests {
     use super::*;
 
+    /// Writes `c` to `p` under `root`, creating the folders.
+    fn write(root: &std::path::Path, p: &str, c: &str) {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+
     #[test]
     fn an_installed_module_is_loadable_not_absent() {
         let d = tempfile::tempdir().unwrap();
-        let w = |p: &str, c: &str| {
-            let p = d.path().join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, c).unwrap();
-        };
+        let w = |p: &str, c: &str| write(d.path(), p, c);
         w(
             "proc/cpuinfo",
             "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx lm\n\n",
@@ -525,11 +528,7 @@ mod loadable_tests {
     #[test]
     fn virtualbox_beside_kvm_reads_enable_virt_at_load() {
         let d = tempfile::tempdir().unwrap();
-        let w = |p: &str, c: &str| {
-            let p = d.path().join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, c).unwrap();
-        };
+        let w = |p: &str, c: &str| write(d.path(), p, c);
         w(
             "proc/cpuinfo",
             "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx lm\n\n",
@@ -559,11 +558,7 @@ mod loadable_tests {
     #[test]
     fn nested_effective_is_derived_false_with_its_reason() {
         let d = tempfile::tempdir().unwrap();
-        let w = |p: &str, c: &str| {
-            let p = d.path().join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, c).unwrap();
-        };
+        let w = |p: &str, c: &str| write(d.path(), p, c);
         w(
             "proc/cpuinfo",
             "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nflags\t\t: fpu svm lm\n\n",
