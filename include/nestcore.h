@@ -1176,6 +1176,19 @@ nestcore_status nestcore_report_finding_remedy(const struct nestcore_report *rep
                                                char **out);
 
 /**
+ * The layer finding `index` is about, when its remedy is for the hypervisor below this host:
+ * that hypervisor's id as in `virtualization.hypervisor` ("microsoft", "vmware", "kvm", "xen",
+ * ...). `*out` receives an owned string to release with `nestcore_string_free()`, or NULL when
+ * the fix is on this host (also a success).
+ *
+ * # Safety
+ * `report` must be NULL (an error) or a live report; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_report_finding_layer(const struct nestcore_report *report,
+                                              size_t index,
+                                              char **out);
+
+/**
  * Writes the message of the last failure on the calling thread into `buf` as a NUL-terminated
  * string.
  *

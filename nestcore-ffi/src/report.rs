@@ -590,3 +590,20 @@ pub unsafe extern "C" fn nestcore_report_finding_remedy(
     // SAFETY: forwarded contract.
     unsafe { read_string(report, out, |r| Ok(finding(r, index)?.remedy.as_deref())) }
 }
+
+/// The layer finding `index` is about, when its remedy is for the hypervisor below this host:
+/// that hypervisor's id as in `virtualization.hypervisor` ("microsoft", "vmware", "kvm", "xen",
+/// ...). `*out` receives an owned string to release with `nestcore_string_free()`, or NULL when
+/// the fix is on this host (also a success).
+///
+/// # Safety
+/// `report` must be NULL (an error) or a live report; `out` must be NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_report_finding_layer(
+    report: *const nestcore_report,
+    index: usize,
+    out: *mut *mut c_char,
+) -> nestcore_status {
+    // SAFETY: forwarded contract.
+    unsafe { read_string(report, out, |r| Ok(finding(r, index)?.layer.as_deref())) }
+}

@@ -55,10 +55,13 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
         XenInfo => XenInfo,
         VirtReport => VirtReport,
         Capabilities => Capabilities,
+        AccessReport => AccessReport,
         DeviceReport => DeviceReport,
         ModuleReport => ModuleReport,
         ProbeReport => ProbeReport,
         KvmReport => KvmReport,
+        VmmReadiness => VmmReadiness,
+        VmmReport => VmmReport,
         CmdlineParam => CmdlineParam,
         CmdlineReport => CmdlineReport,
         Finding => Finding,
@@ -98,9 +101,12 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::XenInfo>()?;
     m.add_class::<report::KvmReport>()?;
     m.add_class::<report::DeviceReport>()?;
+    m.add_class::<report::AccessReport>()?;
     m.add_class::<report::Capabilities>()?;
     m.add_class::<report::ModuleReport>()?;
     m.add_class::<report::ProbeReport>()?;
+    m.add_class::<report::VmmReport>()?;
+    m.add_class::<report::VmmReadiness>()?;
     m.add_class::<report::CmdlineReport>()?;
     m.add_class::<report::CmdlineParam>()?;
     m.add_class::<report::Verdict>()?;

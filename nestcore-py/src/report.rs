@@ -109,6 +109,10 @@ value_class! {
         cloud: Opt<Str>,
         evidence: List<Evidence>,
     }
+    renamed {
+        /// lscpu's "Virtualization type": "full", "para", "container" or "none".
+        virt_type as "type": Str,
+    }
 }
 
 value_class! {
@@ -117,6 +121,24 @@ value_class! {
         nested_state: Bool,
         get_msr_features: Bool,
         hyperv_enlightened_vmcs: Bool,
+    }
+}
+
+value_class! {
+    /// Who may open /dev/kvm and why this process may not (after EACCES).
+    AccessReport {
+        owner_uid: Int,
+        owner: Opt<Str>,
+        group_gid: Int,
+        group: Opt<Str>,
+        mode: Str,
+        acl: List<Str>,
+        uid: Int,
+        user: Opt<Str>,
+        process_groups: Opt<List<Int>>,
+        user_in_group: Opt<Bool>,
+        process_in_group: Opt<Bool>,
+        allowed_by_mode: Opt<Bool>,
     }
 }
 
@@ -130,6 +152,7 @@ value_class! {
         error: Opt<Str>,
         capabilities: Opt<Capabilities>,
         offers_extension: Opt<Bool>,
+        access: Opt<AccessReport>,
     }
 }
 
@@ -152,6 +175,7 @@ value_class! {
         instructions: Int,
         stage: Str,
         error: Opt<Str>,
+        errno: Opt<Int>,
     }
 }
 
@@ -164,7 +188,28 @@ value_class! {
         nested: Str,
         nested_effective: Opt<Bool>,
         probe: Opt<ProbeReport>,
+        other_hypervisors: List<Str>,
         evidence: List<Evidence>,
+    }
+}
+
+value_class! {
+    /// One VMM (QEMU/libvirt, Firecracker, cloud-hypervisor, kata-containers, Incus): ready or
+    /// not, and what is missing.
+    VmmReadiness {
+        name: Str,
+        ready: Opt<Bool>,
+        missing: List<Str>,
+        optional_missing: List<Str>,
+        unknown: List<Str>,
+    }
+}
+
+value_class! {
+    /// Which VMMs can run here, and the KVM capabilities they check.
+    VmmReport {
+        kvm_capabilities: Opt<ScalarMap>,
+        vmms: List<VmmReadiness>,
     }
 }
 
@@ -193,6 +238,7 @@ value_class! {
         message: Str,
         evidence: List<Evidence>,
         remedy: Opt<Str>,
+        layer: Opt<Str>,
     }
 }
 
@@ -289,6 +335,8 @@ impl Shape for ReportShape {
         VirtReport::validate(x, &p)?;
         let (x, p) = at("kvm");
         KvmReport::validate(x, &p)?;
+        let (x, p) = at("vmm");
+        VmmReport::validate(x, &p)?;
         let (x, p) = at("cmdline");
         CmdlineReport::validate(x, &p)?;
         let (x, p) = at("verdict");
@@ -389,6 +437,12 @@ impl Report {
         self.part::<KvmReport>(py, "kvm")
     }
 
+    /// Which VMMs can run here.
+    #[getter]
+    fn vmm<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.part::<VmmReport>(py, "vmm")
+    }
+
     /// The kernel command line.
     #[getter]
     fn cmdline<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -442,13 +496,14 @@ impl Report {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let v = self.value();
         Ok(format!(
-            "Report(schema_version={}, nestcore_version={}, host={}, cpu={}, virtualization={}, kvm={}, cmdline={}, verdict={})",
+            "Report(schema_version={}, nestcore_version={}, host={}, cpu={}, virtualization={}, kvm={}, vmm={}, cmdline={}, verdict={})",
             Int::repr(py, field(v, "schema_version"))?,
             Str::repr(py, field(v, "nestcore_version"))?,
             HostInfo::repr(py, field(v, "host"))?,
             CpuReport::repr(py, field(v, "cpu"))?,
             VirtReport::repr(py, field(v, "virtualization"))?,
             KvmReport::repr(py, field(v, "kvm"))?,
+            VmmReport::repr(py, field(v, "vmm"))?,
             CmdlineReport::repr(py, field(v, "cmdline"))?,
             Verdict::repr(py, field(v, "verdict"))?,
         ))

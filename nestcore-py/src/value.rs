@@ -285,6 +285,7 @@ macro_rules! value_class {
         $name:ident {
             $( $(#[$fmeta:meta])* $field:ident : $shape:ty ),* $(,)?
         }
+        $( renamed { $( $(#[$rmeta:meta])* $rfield:ident as $rkey:literal : $rshape:ty ),* $(,)? } )?
         $( methods { $($extra:tt)* } )?
     ) => {
         $(#[$meta])*
@@ -319,6 +320,13 @@ macro_rules! value_class {
                         <$shape as $crate::value::Shape>::repr(py, $crate::value::field(v, stringify!($field)))?
                     ));
                 )*
+                $($(
+                    parts.push(format!(
+                        "{}={}",
+                        $rkey,
+                        <$rshape as $crate::value::Shape>::repr(py, $crate::value::field(v, $rkey))?
+                    ));
+                )*)?
                 Ok(format!("{}({})", stringify!($name), parts.join(", ")))
             }
             #[allow(unused_variables)]
@@ -332,6 +340,12 @@ macro_rules! value_class {
                         &format!("{path}.{}", stringify!($field)),
                     )?;
                 )*
+                $($(
+                    <$rshape as $crate::value::Shape>::validate(
+                        $crate::value::field(v, $rkey),
+                        &format!("{path}.{}", $rkey),
+                    )?;
+                )*)?
                 Ok(())
             }
         }
@@ -346,6 +360,15 @@ macro_rules! value_class {
                     <$shape as $crate::value::Shape>::to_py(py, $crate::value::field(&self.v, stringify!($field)))
                 }
             )*
+            $($(
+                $(#[$rmeta])*
+                // A JSON key that is a Rust keyword (`type`).
+                #[getter]
+                #[pyo3(name = $rkey)]
+                fn $rfield<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                    <$rshape as $crate::value::Shape>::to_py(py, $crate::value::field(&self.v, $rkey))
+                }
+            )*)?
 
             /// The JSON form as plain Python data (dicts, lists, str, int, bool, None).
             fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -104,6 +104,57 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse/cpuinfo-block", |b| {
         b.iter(|| black_box(nestcore::cpu::CpuinfoBlock::parse(black_box(&info))))
     });
+    // Why the first block is hand-parsed: procfs-core's CpuInfo parses every block.
+    let all: String = (0..1024).map(|n| BLOCK.replace("{N}", &n.to_string())).collect();
+    c.bench_function("parse/cpuinfo-1024-cpus-procfs-core", |b| {
+        b.iter(|| {
+            black_box(
+                <procfs_core::CpuInfo as procfs_core::FromRead>::from_read(black_box(all.as_bytes()))
+                    .unwrap(),
+            )
+        })
+    });
+    // /proc/self/cgroup of a docker container on a cgroup v1 host, through procfs-core.
+    let cgroup: String = [
+        "12:pids",
+        "11:memory",
+        "10:cpu,cpuacct",
+        "9:blkio",
+        "8:devices",
+        "7:freezer",
+        "6:net_cls,net_prio",
+        "5:perf_event",
+        "4:hugetlb",
+        "3:cpuset",
+        "2:rdma",
+        "1:name=systemd",
+    ]
+    .iter()
+    .map(|h| format!("{h}:/docker/3f4ae2b2c1d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1\n"))
+    .collect::<String>()
+        + "0::/system.slice/containerd.service\n";
+    // What it replaced: substring tests on the whole text (kept here only to compare).
+    c.bench_function("parse/cgroup-substring-scan", |b| {
+        b.iter(|| {
+            let t = black_box(cgroup.as_str());
+            black_box(
+                t.contains("/docker/")
+                    || t.contains("/libpod")
+                    || t.contains("/lxc/")
+                    || t.contains("kubepods"),
+            )
+        })
+    });
+    c.bench_function("parse/cgroup-procfs-core", |b| {
+        b.iter(|| {
+            black_box(
+                <procfs_core::ProcessCGroups as procfs_core::FromRead>::from_read(black_box(
+                    cgroup.as_bytes(),
+                ))
+                .unwrap(),
+            )
+        })
+    });
     let line = "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.1.0 root=UUID=0000 ro quiet splash \"acpi_osi=Windows 2015\" kvm-intel.nested=1 intel_iommu=on -- init-arg";
     c.bench_function("parse/cmdline", |b| {
         b.iter(|| black_box(nestcore::cmdline::Cmdline::parse(black_box(line))))

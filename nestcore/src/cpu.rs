@@ -213,6 +213,11 @@ impl CpuinfoBlock {
     }
 
     /// Reads the first block of /proc/cpuinfo of `host`.
+    ///
+    /// Hand-parsed on purpose: procfs-core's `CpuInfo` reads and parses every processor block,
+    /// while everything nestcore needs is in the first. Stopping there keeps the cost flat in the
+    /// number of CPUs (docs/benchmarks.md: the kernel formats each block it is asked for, and
+    /// `parse/cpuinfo-1024-cpus-procfs-core` against `parse/cpuinfo-block`).
     pub fn read(host: &Host) -> (CpuinfoBlock, Option<Evidence>) {
         let mut seen = false;
         // Stop at the first blank line after content: later CPUs are never read.

@@ -69,6 +69,33 @@ pub struct XenInfo {
     pub mode: &'static str,
 }
 
+/// lscpu's "Virtualization type": how this system is virtualized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VirtType {
+    /// Not virtualized (bare metal, or the Xen control domain of a PV host).
+    #[default]
+    None,
+    /// Full (hardware-assisted) virtualization: KVM, Hyper-V, VMware, VirtualBox, Xen HVM, ...
+    Full,
+    /// Paravirtualization: Xen PV and PVH, UML, POWER (PowerVM, KVM pseries).
+    Para,
+    /// A container (OpenVZ, Linux-VServer, WSL 1, docker, ...) and no hypervisor seen below it.
+    Container,
+}
+
+impl VirtType {
+    /// "none", "full", "para" or "container".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VirtType::None => "none",
+            VirtType::Full => "full",
+            VirtType::Para => "para",
+            VirtType::Container => "container",
+        }
+    }
+}
+
 /// What nestcore knows about the virtualization below and around this host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[non_exhaustive]
@@ -79,6 +106,9 @@ pub struct VirtReport {
     pub hypervisor: String,
     /// A readable name of the hypervisor ("KVM", "Microsoft Hyper-V", ...), when one was found.
     pub hypervisor_name: Option<String>,
+    /// lscpu's "Virtualization type": full, para, container or none.
+    #[serde(rename = "type")]
+    pub virt_type: VirtType,
     /// Every CPUID hypervisor signature, in leaf order.
     pub signatures: Vec<Signature>,
     /// DMI strings, when /sys/class/dmi/id exists.
@@ -88,7 +118,8 @@ pub struct VirtReport {
     /// systemd-detect-virt's container id: none, docker, podman, lxc, lxc-libvirt,
     /// systemd-nspawn, openvz, rkt, wsl, proot, pouch, container-other.
     pub container: String,
-    /// The cloud, when DMI tells: aws, gcp, azure, alibaba, oracle, openstack, digitalocean, ...
+    /// The cloud, when DMI tells: aws, gcp, azure (Hyper-V with Azure's chassis asset tag), alibaba,
+    /// oracle, openstack, digitalocean, ...
     pub cloud: Option<String>,
     /// What proved it.
     pub evidence: Vec<Evidence>,
@@ -234,31 +265,83 @@ fn read_dmi(host: &Host) -> Option<Dmi> {
     (!dmi.is_empty()).then_some(dmi)
 }
 
-fn xen(host: &Host, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
+/// Xen feature bits of /sys/hypervisor/properties/features (xen/include/public/features.h), read
+/// the way lscpu (lscpu-virt.c) and systemd (virt.c) read them.
+const XENFEAT_SUPERVISOR_MODE_KERNEL: u32 = 3;
+const XENFEAT_MMU_PT_UPDATE_PRESERVE_AD: u32 = 5;
+const XENFEAT_HVM_CALLBACK_VECTOR: u32 = 8;
+const XENFEAT_DOM0: u32 = 11;
+
+/// Xen's platform PCI device (vendor 5853, device 0001): QEMU gives it to HVM guests only.
+const XEN_PLATFORM_PCI: &str = "58530001";
+
+/// Whether /proc/bus/pci/devices lists `id` (vendor and device, 8 hex digits).
+fn has_pci_device(host: &Host, id: &str) -> bool {
+    host.read("/proc/bus/pci/devices")
+        .map(|t| t.lines().any(|l| l.split('\t').nth(1) == Some(id)))
+        .unwrap_or(false)
+}
+
+/// Xen's role and guest mode. Decided on old roots too: /sys/hypervisor/guest_type (Linux 4.17+)
+/// first, then the feature bits, then a Xen CPUID signature or the platform PCI device (HVM only),
+/// and last /proc/xen alone, which lscpu reads as PV.
+fn xen(host: &Host, sig_xen: bool, ev: &mut Vec<Evidence>) -> Option<XenInfo> {
     let proc_xen = host.exists("/proc/xen");
     let hv_type = host.read_trimmed("/sys/hypervisor/type").ok();
-    if !proc_xen && hv_type.as_deref() != Some("xen") {
+    if !proc_xen && hv_type.as_deref() != Some("xen") && !sig_xen {
         return None;
     }
     let caps = host.read("/proc/xen/capabilities").unwrap_or_default();
-    let role = if caps.contains("control_d") {
-        "dom0"
-    } else {
-        "domU"
-    };
-    let mode = match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
-        Some("PV") => "pv",
-        Some("HVM") => "hvm",
-        Some("PVH") => "pvh",
-        _ => "unknown",
-    };
+    let features = host
+        .read_trimmed("/sys/hypervisor/properties/features")
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+    let feat = |b: u32| features.is_some_and(|f| f >> b & 1 == 1);
+    let dom0 = caps.split(',').any(|c| c.trim() == "control_d") || feat(XENFEAT_DOM0);
+    let role = if dom0 { "dom0" } else { "domU" };
+    let (mode, why): (&'static str, String) =
+        match host.read_trimmed("/sys/hypervisor/guest_type").ok().as_deref() {
+            Some("PV") => ("pv", "/sys/hypervisor/guest_type PV".into()),
+            Some("HVM") => ("hvm", "/sys/hypervisor/guest_type HVM".into()),
+            Some("PVH") => ("pvh", "/sys/hypervisor/guest_type PVH".into()),
+            _ => match features {
+                Some(f) if feat(XENFEAT_MMU_PT_UPDATE_PRESERVE_AD) => {
+                    ("pv", format!("features {f:#x}: mmu_pt_update_preserve_ad (PV)"))
+                }
+                Some(f) if feat(XENFEAT_SUPERVISOR_MODE_KERNEL) && feat(XENFEAT_HVM_CALLBACK_VECTOR) => (
+                    "pvh",
+                    format!("features {f:#x}: supervisor_mode_kernel and hvm_callback_vector (PVH)"),
+                ),
+                _ if sig_xen => (
+                    "hvm",
+                    "a Xen CPUID signature (CPUID is not intercepted for PV user space)".into(),
+                ),
+                _ if has_pci_device(host, XEN_PLATFORM_PCI) => (
+                    "hvm",
+                    "the Xen platform PCI device 5853:0001 (HVM guests only)".into(),
+                ),
+                _ if proc_xen => (
+                    "pv",
+                    "/proc/xen without a Xen CPUID signature or platform PCI device (PV)".into(),
+                ),
+                _ => (
+                    "unknown",
+                    "no guest_type, feature bits, signature or platform device".into(),
+                ),
+            },
+        };
     ev.push(Evidence::new(
         if proc_xen {
             "/proc/xen"
+        } else if sig_xen {
+            "cpuid 0x40000000"
         } else {
             "/sys/hypervisor/type"
         },
-        format!("Xen present; /proc/xen/capabilities {:?} ({role})", caps.trim()),
+        format!(
+            "Xen present; /proc/xen/capabilities {:?} ({role}); mode {mode} from {why}",
+            caps.trim()
+        ),
     ));
     Some(XenInfo { role, mode })
 }
@@ -458,31 +541,44 @@ fn container(host: &Host, kernel: Option<&str>, ev: &mut Vec<Evidence>) -> &'sta
         return "docker";
     }
     for f in ["/proc/self/cgroup", "/proc/1/cgroup"] {
-        if let Ok(cg) = host.read(f) {
-            let hit = if cg.contains("/docker/") || cg.contains("docker-") {
+        let Ok(bytes) = host.read_bytes(f) else { continue };
+        // procfs-core's parser (hierarchy:controllers:path per line), over the Host's bytes.
+        let groups = match <procfs_core::ProcessCGroups as procfs_core::FromRead>::from_read(bytes.as_slice())
+        {
+            Ok(g) => g,
+            Err(e) => {
+                ev.push(Evidence::new(f, format!("unparsable: {e}")));
+                continue;
+            }
+        };
+        for g in &groups.0 {
+            let p = g.pathname.as_str();
+            let hit = if p.contains("/docker/") || p.contains("docker-") {
                 Some("docker")
-            } else if cg.contains("/libpod") {
+            } else if p.contains("/libpod") {
                 Some("podman")
-            } else if cg.contains("/lxc/") || cg.contains("lxc.payload") {
+            } else if p.contains("/lxc/") || p.contains("lxc.payload") {
                 Some("lxc")
-            } else if cg.contains("kubepods") || cg.contains("crio-") {
+            } else if p.contains("kubepods") || p.contains("crio-") {
                 Some("container-other")
             } else {
                 None
             };
             if let Some(c) = hit {
-                let line = cg
-                    .lines()
-                    .find(|l| l.len() > 3 && !l.ends_with(":/"))
-                    .unwrap_or_default();
                 ev.push(Evidence::new(
                     f,
-                    format!("cgroup path names a {c} container: {line}"),
+                    format!(
+                        "cgroup path names a {c} container: {}:{}:{p}",
+                        g.hierarchy,
+                        g.controllers.join(",")
+                    ),
                 ));
                 return c;
             }
         }
     }
+    // Linux-VServer's VxID/s_context and OpenVZ's envID: procfs-core's Status drops fields it does
+    // not know (these three) and needs ~30 others a recorded root may lack, so this scan stays.
     if let Ok(status) = host.read("/proc/self/status") {
         for l in status.lines() {
             if let Some(v) = l.strip_prefix("VxID:").or_else(|| l.strip_prefix("s_context:")) {
@@ -516,6 +612,82 @@ fn container(host: &Host, kernel: Option<&str>, ev: &mut Vec<Evidence>) -> &'sta
     }
     "none"
 }
+
+/// EC2: a virtual instance (`amazon`) or bare metal (`none`), decided as systemd does: the SMBIOS
+/// BIOS characteristics extension byte 2, bit 4 ("this is a virtual machine") in
+/// /sys/firmware/dmi/entries/0-0/raw when readable (root only), else ".metal" (at the end, or
+/// before a "-") in the product name.
+fn amazon(host: &Host, dmi: Option<&Dmi>, ev: &mut Vec<Evidence>) -> (&'static str, &'static str) {
+    match smbios_vm_bit(host) {
+        Some(true) => {
+            ev.push(Evidence::new(
+                SMBIOS_0_0,
+                "BIOS characteristics: a virtual machine",
+            ));
+            return ("amazon", "Amazon EC2");
+        }
+        Some(false) => {
+            ev.push(Evidence::new(
+                SMBIOS_0_0,
+                "BIOS characteristics: not a virtual machine (EC2 bare metal)",
+            ));
+            return ("none", "none");
+        }
+        None => {}
+    }
+    let product = dmi.and_then(|d| d.product_name.as_deref()).unwrap_or_default();
+    let metal = product
+        .find(".metal")
+        .map(|i| &product[i + ".metal".len()..])
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+    if metal {
+        ev.push(Evidence::new(
+            "/sys/class/dmi/id/product_name",
+            format!("{product:?}: an EC2 .metal instance, bare metal"),
+        ));
+        ("none", "none")
+    } else {
+        ("amazon", "Amazon EC2")
+    }
+}
+
+const SMBIOS_0_0: &str = "/sys/firmware/dmi/entries/0-0/raw";
+
+/// SMBIOS type 0, BIOS characteristics extension byte 2 (offset 0x13), bit 4: a virtual machine.
+/// `None` when the table is unreadable (not root) or too short.
+fn smbios_vm_bit(host: &Host) -> Option<bool> {
+    let raw = host.read_bytes(SMBIOS_0_0).ok()?;
+    if raw.len() < 20 || raw[1] < 20 {
+        return None;
+    }
+    Some(raw[19] >> 4 & 1 == 1)
+}
+
+/// lscpu's "Virtualization type" for what was detected.
+fn virt_type(hypervisor: &str, xen: Option<&XenInfo>, container: &str, arch: Option<&str>) -> VirtType {
+    if let Some(x) = xen {
+        return match x.mode {
+            "pv" | "pvh" if x.role == "dom0" && hypervisor == "none" => VirtType::None,
+            "pv" | "pvh" => VirtType::Para,
+            _ if x.role == "dom0" && hypervisor == "none" => VirtType::None,
+            _ => VirtType::Full,
+        };
+    }
+    match hypervisor {
+        // lscpu: an s390 LPAR runs on PR/SM, a firmware hypervisor ("IBM, PR/SM, full"), which
+        // systemd does not count as a VM.
+        "none" if arch == Some("s390x") => VirtType::Full,
+        "none" if container != "none" => VirtType::Container,
+        "none" => VirtType::None,
+        // lscpu: PowerVM (pHyp) and KVM on POWER (pseries) are paravirtualized, and so is UML.
+        "powervm" | "uml" => VirtType::Para,
+        "kvm" | "qemu" if arch == Some("ppc64le") => VirtType::Para,
+        _ => VirtType::Full,
+    }
+}
+
+/// Azure is Hyper-V with this chassis asset tag (DMI type 3): what cloud-init and waagent check.
+const AZURE_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
 
 /// Detects the hypervisor, container and cloud.
 ///
@@ -559,34 +731,25 @@ pub fn detect(
             format!("{v:?}: {id}"),
         ));
     }
-    let xen = xen(host, &mut ev);
+    let sig_xen = sigs.iter().any(|s| s.signature == "XenVMMXenVMM");
+    let mut xen = xen(host, sig_xen, &mut ev);
 
     let decided: Option<(&str, &str)> = {
         let dmi_id_only = dmi_hit.as_ref().map(|(id, name, _, _)| (*id, *name));
         match (primary, dmi_id_only) {
-            // Hypervisors that imitate KVM's signature: DMI tells the truth.
-            (Some(_), Some((d @ ("oracle" | "parallels"), n))) => Some((d, n)),
+            // systemd (virt.c detect_vm): a DMI match of oracle, xen, amazon, parallels or google
+            // ends detection, whatever CPUID says: VirtualBox and Parallels imitate KVM's
+            // signature, EC2 (Nitro) and GCE run KVM, Xen may show Hyper-V's signature.
+            (_, Some((d @ ("oracle" | "parallels" | "xen" | "google"), n))) => Some((d, n)),
+            (_, Some(("amazon", _))) => Some(amazon(host, dmi.as_ref(), &mut ev)),
             // A KVM guest whose only signature is Hyper-V's (KVM leaf hidden): DMI says QEMU/KVM.
             (Some(("microsoft", _)), Some((d @ ("qemu" | "kvm"), _))) => Some((
                 if d == "qemu" { "kvm" } else { d },
                 "KVM (Hyper-V enlightenments)",
             )),
             (Some(p), _) => Some(p),
-            (None, Some(("amazon", _))) => {
-                let amazon_metal = dmi
-                    .as_ref()
-                    .and_then(|d| d.product_name.as_deref())
-                    .is_some_and(|p| p.ends_with(".metal"));
-                if amazon_metal {
-                    ev.push(Evidence::new(
-                        "/sys/class/dmi/id/product_name",
-                        "an EC2 .metal instance: bare metal",
-                    ));
-                    Some(("none", "none"))
-                } else {
-                    Some(("amazon", "Amazon EC2"))
-                }
-            }
+            // The Xen control domain is not a guest (systemd); a domU is Xen whatever DMI says.
+            (None, _) if xen.as_ref().is_some_and(|x| x.role == "dom0") => Some(("none", "none")),
             (None, Some(d)) if xen.is_none() => Some(d),
             _ => None,
         }
@@ -650,6 +813,14 @@ pub fn detect(
         let other = other.or_else(|| pci(host));
         match other {
             Some((id, n, why)) => {
+                if id == "xen" && xen.is_none() {
+                    // Xen without /proc/xen (an HVM guest without xenfs): the platform PCI device
+                    // or the Xen bus exist only in HVM guests.
+                    xen = Some(XenInfo {
+                        role: "domU",
+                        mode: "hvm",
+                    });
+                }
                 ev.push(Evidence::new("platform", why));
                 (id.to_string(), (id != "none").then(|| n.to_string()))
             }
@@ -661,6 +832,13 @@ pub fn detect(
                         "set, but no signature, DMI or platform file names the hypervisor",
                     ));
                     ("vm-other".into(), Some("unknown hypervisor".into()))
+                } else if dmi.is_some() && smbios_vm_bit(host) == Some(true) {
+                    // systemd: firmware that says "virtual machine" and nothing else that names it.
+                    ev.push(Evidence::new(
+                        SMBIOS_0_0,
+                        "BIOS characteristics: a virtual machine",
+                    ));
+                    ("vm-other".into(), Some("unknown hypervisor".into()))
                 } else {
                     ("none".into(), None)
                 }
@@ -669,10 +847,23 @@ pub fn detect(
     };
 
     let container = container(host, kernel, &mut ev).to_string();
-    let cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
+    let mut cloud = dmi.as_ref().and_then(cloud_of).map(str::to_string);
+    if hypervisor == "microsoft" && cloud.is_none() {
+        if let Ok(tag) = host.read_trimmed("/sys/class/dmi/id/chassis_asset_tag") {
+            if tag == AZURE_ASSET_TAG {
+                ev.push(Evidence::new(
+                    "/sys/class/dmi/id/chassis_asset_tag",
+                    format!("{tag}: Microsoft Azure"),
+                ));
+                cloud = Some("azure".into());
+            }
+        }
+    }
+    let virt_type = virt_type(&hypervisor, xen.as_ref(), &container, info.arch());
     VirtReport {
         hypervisor,
         hypervisor_name: name,
+        virt_type,
         signatures: sigs,
         dmi,
         xen,
@@ -685,6 +876,161 @@ pub fn detect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn root(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let p = d.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, c).unwrap();
+        }
+        d
+    }
+
+    fn detect_root(files: &[(&str, &[u8])]) -> VirtReport {
+        let d = root(files);
+        let host = Host::from_root(d.path()).unwrap();
+        let (info, _) = CpuinfoBlock::read(&host);
+        detect(&host, &info, None, None)
+    }
+
+    #[test]
+    fn ec2_metal_follows_systemd() {
+        let dmi: &[(&str, &[u8])] = &[("/sys/class/dmi/id/sys_vendor", b"Amazon EC2\n")];
+        // SMBIOS type 0 with extension byte 2 (offset 19): bit 4 set = a VM, clear = metal.
+        let mut raw = vec![0u8; 24];
+        raw[1] = 24;
+        raw[19] = 1 << 4;
+        let vm = [dmi, &[("/sys/firmware/dmi/entries/0-0/raw", raw.as_slice())]].concat();
+        assert_eq!(detect_root(&vm).hypervisor, "amazon");
+        raw[19] = 0;
+        let metal = [dmi, &[("/sys/firmware/dmi/entries/0-0/raw", raw.as_slice())]].concat();
+        assert_eq!(detect_root(&metal).hypervisor, "none");
+        // Without the table: ".metal" at the end or before "-" of the product name.
+        for (product, id) in [
+            ("m5.metal", "none"),
+            ("m7i.metal-24xl", "none"),
+            ("m5.large", "amazon"),
+            ("x.metalx", "amazon"),
+        ] {
+            let p = format!("{product}\n");
+            let f = [dmi, &[("/sys/class/dmi/id/product_name", p.as_bytes())]].concat();
+            let v = detect_root(&f);
+            assert_eq!(v.hypervisor, id, "{product}");
+            assert_eq!(v.cloud.as_deref(), Some("aws"));
+        }
+    }
+
+    #[test]
+    fn azure_is_hyperv_with_the_asset_tag() {
+        let hv: &[(&str, &[u8])] = &[
+            ("/sys/class/dmi/id/sys_vendor", b"Microsoft Corporation\n"),
+            ("/sys/class/dmi/id/product_name", b"Virtual Machine\n"),
+        ];
+        let v = detect_root(hv);
+        assert_eq!((v.hypervisor.as_str(), v.cloud.as_deref()), ("microsoft", None));
+        let az = [
+            hv,
+            &[(
+                "/sys/class/dmi/id/chassis_asset_tag",
+                b"7783-7084-3265-9085-8269-3286-77\n".as_slice(),
+            )],
+        ]
+        .concat();
+        let v = detect_root(&az);
+        assert_eq!(
+            (v.hypervisor.as_str(), v.cloud.as_deref()),
+            ("microsoft", Some("azure"))
+        );
+        assert_eq!(v.virt_type, VirtType::Full);
+    }
+
+    #[test]
+    fn dmi_ends_detection_like_systemd() {
+        // GCE runs KVM, but DMI says Google: systemd-detect-virt says google.
+        let d = root(&[("/sys/class/dmi/id/product_name", b"Google Compute Engine\n")]);
+        let regs = |s: &[u8; 12]| -> [u32; 3] {
+            [0, 4, 8].map(|i| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]))
+        };
+        let k = regs(b"KVMKVMKVM\0\0\0");
+        let dump = crate::host::CpuidDump::from_leaves(
+            crate::host::CpuidFormat::CpuidR,
+            [crate::host::CpuidLeaf {
+                leaf: 0x4000_0000,
+                subleaf: 0,
+                eax: 0x4000_0001,
+                ebx: k[0],
+                ecx: k[1],
+                edx: k[2],
+            }],
+        );
+        let host = Host::from_root(d.path())
+            .unwrap()
+            .with_cpuid(crate::host::CpuidSource::Recorded(dump));
+        let (info, _) = CpuinfoBlock::read(&host);
+        let v = detect(&host, &info, Some(true), None);
+        assert_eq!(v.hypervisor, "google");
+        assert_eq!(v.cloud.as_deref(), Some("gcp"));
+    }
+
+    #[test]
+    fn xen_mode_on_old_roots() {
+        let pv = detect_root(&[("/proc/xen/capabilities", b"")]);
+        assert_eq!((pv.hypervisor.as_str(), pv.virt_type), ("xen", VirtType::Para));
+        assert_eq!(pv.xen.as_ref().map(|x| (x.role, x.mode)), Some(("domU", "pv")));
+        let dom0 = detect_root(&[("/proc/xen/capabilities", b"control_d\n")]);
+        assert_eq!(
+            (dom0.hypervisor.as_str(), dom0.virt_type),
+            ("none", VirtType::None)
+        );
+        assert_eq!(dom0.xen.as_ref().map(|x| x.role), Some("dom0"));
+        let pci: &[u8] = b"0010\t58530001\t1c\t\tf2000008\n";
+        let hvm = detect_root(&[("/proc/xen/capabilities", b""), ("/proc/bus/pci/devices", pci)]);
+        assert_eq!(
+            (hvm.virt_type, hvm.xen.as_ref().map(|x| x.mode)),
+            (VirtType::Full, Some("hvm"))
+        );
+        let only = detect_root(&[("/proc/bus/pci/devices", pci)]);
+        assert_eq!(
+            (only.hypervisor.as_str(), only.virt_type),
+            ("xen", VirtType::Full)
+        );
+        // Feature bits (lscpu): mmu_pt_update_preserve_ad = PV, supervisor_mode_kernel and
+        // hvm_callback_vector = PVH; XENFEAT_dom0 = the control domain.
+        for (features, mode, role) in [
+            ("20", "pv", "domU"),
+            ("108", "pvh", "domU"),
+            ("820", "pv", "dom0"),
+        ] {
+            let f = format!("{features}\n");
+            let v = detect_root(&[
+                ("/sys/hypervisor/type", b"xen\n"),
+                ("/sys/hypervisor/properties/features", f.as_bytes()),
+            ]);
+            assert_eq!(
+                v.xen.as_ref().map(|x| (x.mode, x.role)),
+                Some((mode, role)),
+                "{features}"
+            );
+        }
+    }
+
+    #[test]
+    fn virt_type_follows_lscpu() {
+        assert_eq!(virt_type("none", None, "none", Some("x86_64")), VirtType::None);
+        assert_eq!(
+            virt_type("none", None, "docker", Some("x86_64")),
+            VirtType::Container
+        );
+        assert_eq!(virt_type("kvm", None, "docker", Some("x86_64")), VirtType::Full);
+        assert_eq!(
+            virt_type("powervm", None, "none", Some("ppc64le")),
+            VirtType::Para
+        );
+        assert_eq!(virt_type("kvm", None, "none", Some("ppc64le")), VirtType::Para);
+        assert_eq!(virt_type("none", None, "none", Some("s390x")), VirtType::Full);
+        assert_eq!(virt_type("uml", None, "none", None), VirtType::Para);
+    }
 
     #[test]
     fn signature_table() {

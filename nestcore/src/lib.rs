@@ -31,6 +31,7 @@ pub mod host;
 mod hostile_tests;
 pub mod hypervisor;
 pub mod kvm;
+pub mod layer;
 pub mod modprobe;
 pub mod nested;
 pub mod plan;
@@ -38,6 +39,7 @@ pub mod report;
 pub mod snapshot;
 mod text;
 pub mod verdict;
+pub mod vmm;
 
 pub use error::{Error, ErrorKind, Result};
 pub use host::Host;
@@ -95,6 +97,7 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         },
     );
     let verdict = verdict::judge(&cpu, &virt, &kvm, &cmdline, host.is_live());
+    let vmm = vmm::assess(host, &cpu, &virt, &kvm);
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         nestcore_version: VERSION,
@@ -107,6 +110,7 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         cpu,
         virtualization: virt,
         kvm,
+        vmm,
         cmdline,
         verdict,
     };

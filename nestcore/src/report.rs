@@ -11,6 +11,7 @@ pub use crate::evidence::Evidence;
 use crate::cpu::CpuReport;
 use crate::hypervisor::VirtReport;
 use crate::kvm::KvmReport;
+use crate::vmm::VmmReport;
 
 /// The JSON contract's version. Bumped only for incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -54,8 +55,12 @@ pub struct Finding {
     pub message: String,
     /// What proved it.
     pub evidence: Vec<Evidence>,
-    /// What to do about it (empty for passes).
+    /// What to do about it (empty for passes): one plain sentence.
     pub remedy: Option<String>,
+    /// The layer the remedy is for, when it is the hypervisor below this host: its
+    /// systemd-detect-virt id ("microsoft", "vmware", "kvm", ...), as in
+    /// `virtualization.hypervisor`. `None` when the fix is on this host.
+    pub layer: Option<String>,
 }
 
 /// Can this host's guests get VMX/SVM?
@@ -156,6 +161,9 @@ pub struct Report {
     pub virtualization: VirtReport,
     /// KVM: device, modules, parameters, probe.
     pub kvm: KvmReport,
+    /// Which VMMs can run here (QEMU/libvirt, Firecracker, cloud-hypervisor, kata-containers,
+    /// Incus) and what each lacks.
+    pub vmm: VmmReport,
     /// The kernel command line.
     pub cmdline: CmdlineReport,
     /// The verdict.

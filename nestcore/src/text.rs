@@ -49,11 +49,16 @@ pub fn render_text(report: &Report, color: bool) -> String {
     );
     let _ = writeln!(
         o,
-        "Hypervisor:  {}{}{}",
+        "Hypervisor:  {}{}, virtualization type {}{}{}",
         v.hypervisor,
         v.hypervisor_name
             .as_ref()
             .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        v.virt_type.as_str(),
+        v.cloud
+            .as_ref()
+            .map(|c| format!(", cloud {c}"))
             .unwrap_or_default(),
         if v.container != "none" {
             format!(", in a {} container", v.container)
@@ -74,6 +79,30 @@ pub fn render_text(report: &Report, color: bool) -> String {
             .and_then(|x| x.as_str().map(str::to_string))
             .unwrap_or_default(),
     );
+    let vmms: Vec<String> = report
+        .vmm
+        .vmms
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m.name,
+                match m.ready {
+                    Some(true) => "ready".to_string(),
+                    Some(false) => format!("lacks {}", m.missing.join(", ")),
+                    None => "unknown".to_string(),
+                }
+            )
+        })
+        .collect();
+    if matches!(
+        report.kvm.device.state,
+        crate::kvm::DeviceState::Usable | crate::kvm::DeviceState::Present
+    ) {
+        let _ = writeln!(o, "VMMs:        {}", vmms.join("; "));
+    } else {
+        let _ = writeln!(o, "VMMs:        none can run without a usable /dev/kvm");
+    }
     o.push('\n');
     for f in &report.verdict.findings {
         let detail = if f.level == Level::Pass {
@@ -84,7 +113,14 @@ pub fn render_text(report: &Report, color: bool) -> String {
         let _ = writeln!(o, "nestcore: {:<58}: {}{}", f.check, paint(f.level), detail);
         if f.level >= Level::Warn {
             if let Some(r) = &f.remedy {
-                let _ = writeln!(o, "          remedy: {r}");
+                match &f.layer {
+                    Some(l) => {
+                        let _ = writeln!(o, "          remedy (on the layer below, {l}): {r}");
+                    }
+                    None => {
+                        let _ = writeln!(o, "          remedy: {r}");
+                    }
+                }
             }
             let _ = writeln!(o, "          code: {}", f.code);
         }

@@ -5,6 +5,7 @@ use crate::cpu::{CpuReport, Extension, FirmwareState};
 use crate::evidence::Evidence;
 use crate::hypervisor::VirtReport;
 use crate::kvm::{DeviceState, KvmReport, ModuleState, Tri};
+use crate::layer::{self, Layer};
 use crate::report::{CmdlineReport, Finding, Level, NestedForGuests, Verdict};
 
 const C_HW: &str = "Checking for hardware virtualization";
@@ -35,12 +36,24 @@ impl Builder {
             message,
             evidence,
             remedy,
+            layer: None,
         });
+    }
+
+    /// Marks the last finding as one whose fix is on the layer below (hypervisor id `id`).
+    fn on_layer(&mut self, id: &str) {
+        if let Some(f) = self.findings.last_mut() {
+            f.layer = Some(id.to_string());
+        }
     }
 }
 
 fn guest_of(virt: &VirtReport, cpu: &CpuReport) -> bool {
-    virt.hypervisor != "none" || cpu.hypervisor_bit == Some(true) || cpu.flags_hypervisor == Some(true)
+    // Xen's dom0 counts: it runs on Xen, which holds VT-x/AMD-V.
+    virt.hypervisor != "none"
+        || virt.xen.is_some()
+        || cpu.hypervisor_bit == Some(true)
+        || cpu.flags_hypervisor == Some(true)
 }
 
 fn cpu_ev(cpu: &CpuReport) -> Vec<Evidence> {
@@ -81,12 +94,14 @@ pub fn judge(
         _ => cpu.vendor.kvm_module().unwrap_or("kvm_intel"),
     };
     let vendor_mod = kvm.module(vendor_mod_name).filter(|m| m.state.is_present());
-    let hv_name = virt
-        .hypervisor_name
-        .clone()
-        .unwrap_or_else(|| virt.hypervisor.clone());
-    let ext_name = match cpu.vendor.extension() {
-        Some(Extension::Svm) => "svm (AMD-V)",
+    let hv_name = match (&virt.hypervisor_name, &virt.xen) {
+        (Some(n), _) => n.clone(),
+        (None, Some(x)) => format!("Xen ({})", x.role),
+        (None, None) => virt.hypervisor.clone(),
+    };
+    let vendor_ext = cpu.vendor.extension().unwrap_or(Extension::Vmx);
+    let ext_name = match vendor_ext {
+        Extension::Svm => "svm (AMD-V)",
         _ => "vmx (VT-x)",
     };
 
@@ -119,18 +134,22 @@ pub fn judge(
             cpu_ev(cpu),
             None,
         ),
-        Extension::None if guest => b.add(
-            "cpu.extension_hidden_by_hypervisor",
-            if pvm { Level::Warn } else { Level::Fail },
-            C_HW,
-            format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it"),
-            cpu_ev(cpu),
-            Some(format!(
-                "On the host below: enable nesting there (`nestcore enable` on that host), and give this guest the extension: libvirt <cpu mode='host-passthrough'/> or <feature policy='require' name='{}'/>; QEMU -cpu host or -cpu <model>,{}=on",
-                if ext_name.starts_with("svm") { "svm" } else { "vmx" },
-                if ext_name.starts_with("svm") { "svm" } else { "vmx" }
-            )),
-        ),
+        Extension::None if guest => {
+            let below = Layer::below(virt).unwrap_or(Layer::Other);
+            b.add(
+                "cpu.extension_hidden_by_hypervisor",
+                if pvm { Level::Warn } else { Level::Fail },
+                C_HW,
+                if below == Layer::QemuTcg && vendor_ext == Extension::Vmx {
+                    format!("This is a QEMU TCG guest (no KVM below), and TCG cannot emulate {ext_name}")
+                } else {
+                    format!("This is a {hv_name} guest and the hypervisor below does not pass {ext_name} to it")
+                },
+                cpu_ev(cpu),
+                Some(layer::remedy(below, vendor_ext)),
+            );
+            b.on_layer(Layer::id(virt));
+        }
         Extension::None => b.add(
             "cpu.extension_missing",
             Level::Fail,
@@ -162,6 +181,29 @@ pub fn judge(
             kvm_ev(kvm, "/sys/module/kvm_pvm"),
             Some("Nested guests need VMX/SVM from the hypervisor below; PVM guests cannot host hardware-accelerated L2 guests".into()),
         );
+        if guest {
+            b.on_layer(Layer::id(virt));
+        }
+    } else if ext == Extension::None && guest && kvm.backend.is_none() {
+        // A guest without VT-x/AMD-V: the vendor module cannot load (the lab's QEMU TCG case).
+        let m = cpu.vendor.kvm_module().unwrap_or("kvm_intel");
+        let installed = kvm.module(m).is_some_and(|x| x.state == ModuleState::Loadable);
+        b.add(
+            "kvm.module_not_loaded",
+            Level::Fail,
+            C_MOD,
+            format!(
+                "{m} is not loaded{}: it cannot load without {} (modprobe {m} fails with \"Operation not supported\")",
+                if installed { " (it is installed for this kernel)" } else { "" },
+                vendor_ext.marketing_name()
+            ),
+            kvm_ev(kvm, &format!("/sys/module/{m}")),
+            Some(format!(
+                "Give this VM {} on the layer below first (see cpu.extension_hidden_by_hypervisor), then `modprobe {m}`",
+                vendor_ext.marketing_name()
+            )),
+        );
+        b.on_layer(Layer::id(virt));
     } else if matches!(ext, Extension::Vmx | Extension::Svm) {
         match vendor_mod.map(|m| m.state) {
             None | Some(ModuleState::Absent | ModuleState::Loadable) => {
@@ -242,14 +284,37 @@ pub fn judge(
                 "Without a KVM backend there is no /dev/kvm".into()
             }),
         ),
-        DeviceState::PermissionDenied => b.add(
-            "kvm.permission_denied",
-            Level::Fail,
-            C_DEV,
-            "Opening /dev/kvm failed with EACCES: this user may not use it".into(),
-            dev_ev(),
-            Some("Add the user to the group that owns /dev/kvm (usually `kvm`: usermod -aG kvm USER, then log in again), or run as root".into()),
-        ),
+        DeviceState::PermissionDenied => {
+            let a = kvm.device.access.as_ref();
+            let why = a.map(|a| {
+                format!(
+                    " (/dev/kvm is {}:{} {}{}; this process is {}in that group)",
+                    a.owner.clone().unwrap_or_else(|| a.owner_uid.to_string()),
+                    a.group.clone().unwrap_or_else(|| a.group_gid.to_string()),
+                    a.mode,
+                    if a.acl.is_empty() { String::new() } else { format!(" with ACL {}", a.acl.join(" ")) },
+                    match a.process_in_group {
+                        Some(true) => "",
+                        Some(false) => "not ",
+                        None => "perhaps not ",
+                    }
+                )
+            });
+            let mut ev = dev_ev();
+            ev.extend(kvm_ev(kvm, "/proc/self/status"));
+            ev.extend(kvm_ev(kvm, "/etc/group"));
+            b.add(
+                "kvm.permission_denied",
+                Level::Fail,
+                C_DEV,
+                format!(
+                    "Opening /dev/kvm failed with EACCES: this user may not use it{}",
+                    why.unwrap_or_default()
+                ),
+                ev,
+                Some(crate::kvm::access::remedy(a)),
+            )
+        }
         DeviceState::Blocked => b.add(
             "kvm.device_cgroup",
             Level::Fail,
@@ -282,6 +347,61 @@ pub fn judge(
             dev_ev(),
             None,
         ),
+    }
+
+    // 3b. Another hypervisor holding VT-x/AMD-V.
+    let busy = kvm
+        .probe
+        .as_ref()
+        .is_some_and(|p| p.stage == "create_vm" && p.errno == Some(libc::EBUSY));
+    let vendor_loaded = vendor_mod.is_some();
+    let virt_at_load = kvm
+        .module("kvm")
+        .and_then(|m| m.param_bool("enable_virt_at_load"));
+    if busy || !kvm.other_hypervisors.is_empty() {
+        let names: Vec<String> = kvm
+            .other_hypervisors
+            .iter()
+            .map(|m| match m.as_str() {
+                "vboxdrv" => "VirtualBox's vboxdrv".to_string(),
+                other => format!("VMware's {other}"),
+            })
+            .collect();
+        let others = if names.is_empty() {
+            "another hypervisor".to_string()
+        } else {
+            names.join(" and ")
+        };
+        let mut ev = kvm_ev(kvm, "/sys/module");
+        ev.extend(kvm_ev(kvm, "probe"));
+        let at_load = virt_at_load == Some(true) && vendor_loaded;
+        if at_load {
+            ev.push(Evidence::new(
+                "/sys/module/kvm/parameters/enable_virt_at_load",
+                "Y",
+            ));
+        }
+        let message = if busy {
+            format!("KVM_CREATE_VM failed with EBUSY: {others} holds {} on this CPU, and only one hypervisor can at a time", vendor_ext.marketing_name())
+        } else if at_load {
+            format!(
+                "{others} is loaded beside {vendor_mod_name}, and kvm.enable_virt_at_load is on (Linux 6.12+): KVM holds {} from the moment it loads, so VirtualBox/VMware VMs fail to start (VERR_VMX_IN_VMX_ROOT_MODE, VERR_SVM_IN_USE)",
+                vendor_ext.marketing_name()
+            )
+        } else {
+            format!("{others} is loaded beside KVM: only one hypervisor can use {} at a time, so whichever starts a VM second fails", vendor_ext.marketing_name())
+        };
+        b.add(
+            if busy { "kvm.vtx_busy" } else { "kvm.other_hypervisor" },
+            if busy { Level::Fail } else { Level::Warn },
+            C_DEV,
+            message,
+            ev,
+            Some(format!(
+                "Use one hypervisor at a time: to run KVM guests, stop the VirtualBox/VMware VMs and unload their modules (`modprobe -r vboxnetadp vboxnetflt vboxdrv`, or `vmware-modconfig`/`systemctl stop vmware`); to run VirtualBox/VMware VMs, unload KVM (`modprobe -r {vendor_mod_name}`) or, on Linux 6.12 and later, set `options kvm enable_virt_at_load=0` in /etc/modprobe.d/ (or kvm.enable_virt_at_load=0 on the kernel command line) so that KVM takes {} only while one of its VMs runs",
+                vendor_ext.marketing_name()
+            )),
+        );
     }
 
     // 4. Nested.
@@ -557,6 +677,8 @@ mod tests {
                     hyperv_enlightened_vmcs: false,
                 }),
                 offers_extension: offers,
+                access: None,
+                vmm_capabilities: None,
             },
             backend: Some("kvm_intel".into()),
             modules: vec![module(
@@ -570,6 +692,7 @@ mod tests {
             nested,
             nested_effective: offers,
             probe: None,
+            other_hypervisors: vec![],
             evidence: vec![],
         }
     }
@@ -678,6 +801,7 @@ mod tests {
             instructions: 0,
             stage: "create_vm",
             error: Some("EINVAL".into()),
+            errno: Some(22),
         });
         let v = judge_live(&intel_cpu(), &k);
         assert_eq!(v.finding("kvm.probe_failed").unwrap().level, Level::Fail);
@@ -714,6 +838,127 @@ mod tests {
         assert!(v.finding("cpu.firmware_disabled").is_some());
         assert_eq!(v.nested_for_guests, NestedForGuests::Disabled);
         assert_eq!(v.kvm_usable, Some(false));
+    }
+
+    #[test]
+    fn another_hypervisor_holding_vtx_is_named_with_the_choice() {
+        let mut k = kvm(DeviceState::Usable, Tri::Enabled, Some(true));
+        k.other_hypervisors = vec!["vboxdrv".into()];
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.other_hypervisor").unwrap();
+        assert_eq!(f.level, Level::Warn);
+        assert!(f.message.contains("VirtualBox's vboxdrv"), "{}", f.message);
+        assert!(!f.message.contains("enable_virt_at_load"), "{}", f.message);
+        // Linux 6.12+: a loaded kvm_intel holds VT-x from load time.
+        k.modules.push(ModuleReport {
+            name: "kvm".into(),
+            state: ModuleState::Loaded,
+            refcnt: Some(1),
+            holders: vec!["kvm_intel".into()],
+            parameters: BTreeMap::from([("enable_virt_at_load".to_string(), ParamValue::Bool(true))]),
+        });
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.other_hypervisor").unwrap();
+        assert!(
+            f.message.contains("enable_virt_at_load") && f.message.contains("VERR_VMX_IN_VMX_ROOT_MODE"),
+            "{}",
+            f.message
+        );
+        assert!(f
+            .remedy
+            .as_deref()
+            .unwrap()
+            .contains("options kvm enable_virt_at_load=0"));
+        // EBUSY from KVM_CREATE_VM in the probe.
+        k.other_hypervisors.clear();
+        k.probe = Some(ProbeReport {
+            ok: false,
+            duration_us: 10,
+            instructions: 0,
+            stage: "create_vm",
+            error: Some("Device or resource busy (os error 16)".into()),
+            errno: Some(libc::EBUSY),
+        });
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.vtx_busy").unwrap();
+        assert_eq!(f.level, Level::Fail);
+        assert!(f.message.contains("EBUSY"), "{}", f.message);
+        assert!(v.finding("kvm.other_hypervisor").is_none());
+    }
+
+    #[test]
+    fn permission_denied_names_the_group_and_says_log_in_again() {
+        use crate::kvm::access::{judge as access, NodeFacts};
+        let mut k = kvm(DeviceState::PermissionDenied, Tri::Enabled, None);
+        let status = "Name:\tx\nState:\tR\nTgid:\t1\nPid:\t1\nPPid:\t0\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t64\nGroups:\t1000\nThreads:\t1\nSigQ:\t0/1\nSigPnd:\t0\nShdPnd:\t0\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\nCapInh:\t0\nCapPrm:\t0\nCapEff:\t0\n";
+        k.device.access = Some(access(
+            NodeFacts {
+                uid: 0,
+                gid: 108,
+                mode: 0o20660,
+                acl: None,
+            },
+            1000,
+            1000,
+            Some(status),
+            Some("kvm:x:108:ci\n"),
+            Some("root:x:0:0::/:/bin/sh\nci:x:1000:1000::/home/ci:/bin/sh\n"),
+        ));
+        let v = judge_live(&intel_cpu(), &k);
+        let f = v.finding("kvm.permission_denied").unwrap();
+        assert!(
+            f.message.contains("root:kvm 0660") && f.message.contains("not in that group"),
+            "{}",
+            f.message
+        );
+        let r = f.remedy.as_deref().unwrap();
+        assert!(
+            r.contains("ci is in group kvm")
+                && r.contains("log in again")
+                && r.contains("udevadm trigger --name-match=kvm"),
+            "{r}"
+        );
+        assert_eq!(f.layer, None);
+    }
+
+    #[test]
+    fn a_guest_without_the_extension_gets_its_layers_remedy() {
+        let mut cpu = intel_cpu();
+        cpu.extension = Extension::None;
+        cpu.cpuid_vmx = Some(false);
+        cpu.flags_vmx = Some(false);
+        cpu.hypervisor_bit = Some(true);
+        cpu.firmware = FirmwareState::NotApplicable;
+        let mut k = kvm(DeviceState::Absent, Tri::Unknown, Some(false));
+        k.backend = None;
+        k.modules[0].state = ModuleState::Loadable;
+        let virt = VirtReport {
+            hypervisor: "vmware".into(),
+            hypervisor_name: Some("VMware".into()),
+            container: "none".into(),
+            ..Default::default()
+        };
+        let v = judge(
+            &cpu,
+            &virt,
+            &k,
+            &CmdlineReport {
+                present: true,
+                relevant: vec![],
+            },
+            false,
+        );
+        let f = v.finding("cpu.extension_hidden_by_hypervisor").unwrap();
+        assert_eq!(f.layer.as_deref(), Some("vmware"));
+        assert!(f.remedy.as_deref().unwrap().contains("vhv.enable"));
+        let m = v.finding("kvm.module_not_loaded").unwrap();
+        assert!(
+            m.message.contains("installed") && m.message.contains("cannot load without VT-x"),
+            "{}",
+            m.message
+        );
+        assert_eq!(m.layer.as_deref(), Some("vmware"));
+        assert_eq!(v.nested_for_guests, NestedForGuests::Unsupported);
     }
 
     #[test]

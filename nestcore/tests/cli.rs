@@ -123,6 +123,115 @@ fn guest_cpu_formats() {
     );
 }
 
+/// Issue 15: a named vmx or svm is never joined by the other vendor's extension; the host's vendor
+/// decides only when neither is named.
+#[test]
+fn guest_cpu_keeps_what_was_asked() {
+    let amd = |args: &[&str]| {
+        let mut a = vec!["guest-cpu", "--vendor", "amd"];
+        a.extend_from_slice(args);
+        let out = nestcore(&a);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        amd(&[
+            "--format",
+            "qemu",
+            "--mode",
+            "custom",
+            "--model",
+            "qemu64",
+            "--feature",
+            "require:vmx"
+        ]),
+        "qemu64,vmx=on\n"
+    );
+    let xml = amd(&[
+        "--mode",
+        "custom",
+        "--model",
+        "qemu64",
+        "--feature",
+        "require:vmx",
+    ]);
+    assert!(xml.contains("name='vmx'") && !xml.contains("name='svm'"), "{xml}");
+    // Disabling the other vendor's extension is also "naming" one: nothing is added.
+    assert_eq!(
+        amd(&[
+            "--format",
+            "qemu",
+            "--model",
+            "EPYC-Rome",
+            "--feature",
+            "disable:svm"
+        ]),
+        "EPYC-Rome,svm=off\n"
+    );
+    // Neither named: the host's vendor decides.
+    assert_eq!(amd(&["--format", "qemu", "--model", "qemu64"]), "qemu64,svm=on\n");
+}
+
+/// `guest-cpu --for-host` exits 1 when it says the host cannot give guests VMX/SVM.
+#[test]
+fn guest_cpu_for_host_exit_status() {
+    let run = |name: &str| {
+        let dir = common::hosts_dir().join(name);
+        let root = dir.join("root");
+        let cpuid = dir.join("cpuid.txt");
+        nestcore(&[
+            "guest-cpu",
+            "--for-host",
+            "--root",
+            root.to_str().unwrap(),
+            "--cpuid",
+            cpuid.to_str().unwrap(),
+        ])
+    };
+    let ok = run("intel-nested-on");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for name in ["intel-nested-off", "hyperv-guest"] {
+        let out = run(name);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("cannot give guests VMX/SVM"), "{name}: {err}");
+        assert!(!out.stdout.is_empty(), "{name}: the snippet is still printed");
+    }
+}
+
+/// A pasted `cpuid -1 -r` dump (prompt, disclaimer, comment) is read like a clean one.
+#[test]
+fn check_reads_a_pasted_cpuid_dump() {
+    let dir = common::hosts_dir().join("gce-guest");
+    let out = nestcore(&[
+        "check",
+        "--json",
+        "--root",
+        dir.join("root").to_str().unwrap(),
+        "--cpuid",
+        dir.join("cpuid.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["virtualization"]["hypervisor"], "google");
+    assert_eq!(v["cpu"]["vendor_id"], "GenuineIntel");
+}
+
 #[test]
 fn ensure_nested_keeps_everything_else() {
     let dir = tempfile::tempdir().unwrap();

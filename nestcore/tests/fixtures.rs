@@ -33,6 +33,32 @@ fn subset(path: &str, expect: &Value, actual: &Value, out: &mut Vec<String>) {
                     }
                     continue;
                 }
+                if path == "verdict" && k == "remedies" {
+                    // {"<code>": {"layer": "<hypervisor id>", "contains": "<text of the remedy>"}}
+                    for (code, want) in e.as_object().unwrap() {
+                        let f = actual["findings"]
+                            .as_array()
+                            .and_then(|a| a.iter().find(|f| f["code"] == code.as_str()));
+                        let Some(f) = f else {
+                            out.push(format!("verdict: finding {code} missing"));
+                            continue;
+                        };
+                        if f["layer"] != want["layer"] {
+                            out.push(format!(
+                                "verdict: {code}: layer {} want {}",
+                                f["layer"], want["layer"]
+                            ));
+                        }
+                        let needle = want["contains"].as_str().unwrap();
+                        if !f["remedy"].as_str().is_some_and(|r| r.contains(needle)) {
+                            out.push(format!(
+                                "verdict: {code}: remedy {} lacks {needle:?}",
+                                f["remedy"]
+                            ));
+                        }
+                    }
+                    continue;
+                }
                 let p = if path.is_empty() {
                     k.clone()
                 } else {

@@ -290,7 +290,8 @@ static void test_accessor_nulls(const nestcore_report *r) {
     }
     typedef nestcore_status (*finding_fn)(const nestcore_report *, size_t, char **);
     finding_fn finding_fns[] = {nestcore_report_finding_code, nestcore_report_finding_check,
-                                nestcore_report_finding_message, nestcore_report_finding_remedy};
+                                nestcore_report_finding_message, nestcore_report_finding_remedy,
+                                nestcore_report_finding_layer};
     for (size_t k = 0; k < sizeof finding_fns / sizeof finding_fns[0]; k++) {
         s = SENTINEL;
         EXPECT(finding_fns[k](NULL, 0, &s), NESTCORE_STATUS_NULL_ARGUMENT);
@@ -334,7 +335,8 @@ static void test_fixture_report(void) {
     CHECK(param == NESTCORE_SETTING_DISABLED);
     nestcore_answer effective = 99;
     EXPECT_OK(nestcore_report_kvm_nested_effective(r, &effective));
-    CHECK(effective == NESTCORE_ANSWER_UNKNOWN); /* recorded roots are never opened */
+    /* Never opened (a recorded root), yet known: with nested=N KVM cannot offer VMX (issue 15). */
+    CHECK(effective == NESTCORE_ANSWER_NO);
     nestcore_device_state dev = 99;
     EXPECT_OK(nestcore_report_kvm_device_state(r, &dev));
     CHECK(dev == NESTCORE_DEVICE_STATE_PRESENT);
@@ -397,6 +399,9 @@ static void test_fixture_report(void) {
         EXPECT_OK(nestcore_report_finding_message(r, i, &message));
         EXPECT_OK(nestcore_report_finding_remedy(r, i, &remedy));
         EXPECT_OK(nestcore_report_finding_level(r, i, &level));
+        char *layer = SENTINEL;
+        EXPECT_OK(nestcore_report_finding_layer(r, i, &layer));
+        CHECK(layer == NULL); /* bare metal: every fix is on this host */
         CHECK(fcode != NULL && strchr(fcode, '.') != NULL);
         CHECK(check != NULL && strncmp(check, "Checking", 8) == 0);
         CHECK(message != NULL && message[0] != '\0');
@@ -429,6 +434,60 @@ static void test_fixture_report(void) {
 
     test_accessor_nulls(r);
     nestcore_report_free(r);
+}
+
+static int write_file(const char *path, const char *text);
+
+/* A VMware guest without VT-x: the finding names the layer below and its switch. */
+static void test_layer_below(void) {
+    char root[PATH_MAX + 64], path[PATH_MAX + 128];
+    snprintf(root, sizeof root, "%s/vmware-root", tmpdir);
+    const char *dirs[] = {"", "/proc", "/sys", "/sys/class", "/sys/class/dmi", "/sys/class/dmi/id"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", root, dirs[i]);
+        CHECK(mkdir(path, 0755) == 0);
+    }
+    snprintf(path, sizeof path, "%s/proc/cpuinfo", root);
+    CHECK(write_file(path, "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+                           "flags\t\t: fpu lm hypervisor\n\n") == 0);
+    snprintf(path, sizeof path, "%s/sys/class/dmi/id/sys_vendor", root);
+    CHECK(write_file(path, "VMware, Inc.\n") == 0);
+    nestcore_host *h = NULL;
+    nestcore_report *r = NULL;
+    EXPECT_OK(nestcore_host_new_root(root, NULL, &h));
+    EXPECT_OK(nestcore_check(h, 0, &r));
+    size_t n = 0;
+    EXPECT_OK(nestcore_report_findings_count(r, &n));
+    int saw = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *fcode = NULL, *layer = NULL, *remedy = NULL;
+        EXPECT_OK(nestcore_report_finding_code(r, i, &fcode));
+        EXPECT_OK(nestcore_report_finding_layer(r, i, &layer));
+        EXPECT_OK(nestcore_report_finding_remedy(r, i, &remedy));
+        if (fcode != NULL && strcmp(fcode, "cpu.extension_hidden_by_hypervisor") == 0) {
+            saw = 1;
+            CHECK(layer != NULL && strcmp(layer, "vmware") == 0);
+            CHECK(contains(remedy, "vhv.enable"));
+        }
+        nestcore_string_free(fcode);
+        nestcore_string_free(layer);
+        nestcore_string_free(remedy);
+    }
+    CHECK(saw);
+    nestcore_report_free(r);
+    nestcore_host_free(h);
+    for (size_t i = sizeof dirs / sizeof dirs[0]; i-- > 0;) {
+        if (i == 5) {
+            snprintf(path, sizeof path, "%s/sys/class/dmi/id/sys_vendor", root);
+            remove(path);
+        }
+        if (i == 1) {
+            snprintf(path, sizeof path, "%s/proc/cpuinfo", root);
+            remove(path);
+        }
+        snprintf(path, sizeof path, "%s%s", root, dirs[i]);
+        rmdir(path);
+    }
 }
 
 /* A recorded root with nothing in it: every answer unknown, and still no error. */
@@ -1456,6 +1515,7 @@ int main(int argc, char **argv) {
     test_host_new();
     test_check_arguments();
     test_fixture_report();
+    test_layer_below();
     test_empty_root();
     test_threads();
     test_plan_arguments();

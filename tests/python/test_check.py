@@ -92,7 +92,7 @@ def test_to_dict_and_to_json_agree(amd_nested_on):
     assert d["schema_version"] == nestcore.SCHEMA_VERSION == r.schema_version == 1
     assert d["nestcore_version"] == nestcore.__version__ == r.nestcore_version
     # Field order is the contract's, as the CLI prints it.
-    assert list(d) == ["schema_version", "nestcore_version", "host", "cpu", "virtualization", "kvm", "cmdline", "verdict"]
+    assert list(d) == ["schema_version", "nestcore_version", "host", "cpu", "virtualization", "kvm", "vmm", "cmdline", "verdict"]
     assert r.cpu.to_dict() == d["cpu"]
     assert json.loads(r.verdict.to_json()) == d["verdict"]
     assert r.verdict.findings[0].to_dict() == d["verdict"]["findings"][0]
@@ -115,6 +115,10 @@ def _objects(r: nestcore.Report):
     yield from r.kvm.modules
     if r.kvm.probe is not None:
         yield r.kvm.probe
+    if r.kvm.device.access is not None:
+        yield r.kvm.device.access
+    yield r.vmm
+    yield from r.vmm.vmms
     yield r.cmdline
     yield from r.cmdline.relevant
     yield r.verdict

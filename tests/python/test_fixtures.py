@@ -24,6 +24,12 @@ def _subset(path: str, expect: Any, actual: Any, out: List[str]) -> None:
                 have = [f["code"] for f in actual.get("findings", [])]
                 out.extend(f"verdict: finding {c} missing (have {have})" for c in e if c not in have)
                 continue
+            if path == "verdict" and k == "remedies":
+                for code, want in e.items():
+                    f = next((f for f in actual.get("findings", []) if f["code"] == code), None)
+                    if f is None or f["layer"] != want["layer"] or want["contains"] not in (f["remedy"] or ""):
+                        out.append(f"verdict: {code}: {f!r} does not match {want!r}")
+                continue
             sub = actual.get(k) if isinstance(actual, dict) else None
             _subset(f"{path}.{k}" if path else k, e, sub, out)
     elif expect != actual:
@@ -34,6 +40,12 @@ def _attr_subset(path: str, expect: Any, obj: Any, out: List[str]) -> None:
     """The same comparison through the typed attributes (report.cpu.extension, ...)."""
     for k, e in expect.items():
         if path == "verdict" and k == "codes":
+            continue
+        if path == "verdict" and k == "remedies":
+            for code, want in e.items():
+                f = obj.finding(code)
+                if f is None or f.layer != want["layer"] or want["contains"] not in (f.remedy or ""):
+                    out.append(f"verdict.finding({code!r}) (attribute): does not match {want!r}")
             continue
         p = f"{path}.{k}" if path else k
         if not hasattr(obj, k):

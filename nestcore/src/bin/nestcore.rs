@@ -137,7 +137,8 @@ enum Command {
         /// Topology S,C,T or S,D,C,T (sockets, dies, cores, threads).
         #[arg(long)]
         topology: Option<String>,
-        /// Derive the recommendation from this host's report (nesting available, vendor, ...).
+        /// Derive the recommendation from this host's report (nesting available, vendor, ...);
+        /// exits 1 when the host cannot give guests VMX/SVM now (the snippet is still printed).
         #[arg(long)]
         for_host: bool,
         /// vmx (intel) or svm (amd), instead of this host's CPU vendor.
@@ -292,6 +293,7 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                 )?,
             };
             print!("{out}");
+            let cannot = for_host && facts.nested_available == Some(false);
             if for_host && mode.is_none() && model.is_none() {
                 // Why this configuration, and what it costs: on standard error, so that standard
                 // output stays a valid snippet.
@@ -299,9 +301,12 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                 for line in rec.rationale.iter().chain(&rec.caveats) {
                     eprintln!("# {line}");
                 }
-                if facts.nested_available == Some(false) {
-                    eprintln!("# This host cannot give guests VMX/SVM now: see `nestcore check` for why and the remedy");
-                }
+            }
+            if cannot {
+                eprintln!(
+                    "# This host cannot give guests VMX/SVM now: see `nestcore check` for why and the remedy"
+                );
+                return Ok(1);
             }
             Ok(0)
         }

@@ -341,9 +341,9 @@ fn parse_policy_feature(spec: &str) -> Result<(libvirt::Policy, String)> {
 /// prints (with a final newline).
 ///
 /// Without `mode` and `model`, prints [`recommend`]'s single-host choice. A `model` without `mode`
-/// means custom. Unless a `--feature` names the extension, custom and host-model CPUs get
-/// `require` of the host's extension (the point of the command); host-passthrough and maximum
-/// pass it already.
+/// means custom. Unless a `--feature` names vmx or svm, custom and host-model CPUs get
+/// `require` of the host's extension (the point of the command); a named one is kept as asked
+/// and never joined by the other vendor's. host-passthrough and maximum pass it already.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for an unknown format or mode, a malformed `--feature`, a combination
@@ -399,7 +399,9 @@ pub fn guest_cpu_cli(
         cpu.set_feature(*policy, name)?;
     }
     if let Some(ext) = facts.guest_extension() {
-        let mentioned = parsed.iter().any(|(_, n)| n == ext.as_str());
+        // A named vmx or svm (whatever the policy) is what was asked: never join it with the other
+        // vendor's extension. The host's vendor decides only when neither is named.
+        let mentioned = parsed.iter().any(|(_, n)| n == "vmx" || n == "svm");
         if !mentioned
             && matches!(
                 cpu.effective_mode(),

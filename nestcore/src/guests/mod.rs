@@ -735,6 +735,8 @@ pub fn summary_finding(host: &Host, view: HostView) -> Option<Finding> {
         remedy: (!all).then(|| {
             "Run `nestcore guests` for each guest's reason and fix (`nestcore guests --apply` carries the fixes out)".into()
         }),
+        // The fix is on this host (its guest definitions), not on the layer below.
+        layer: None,
     })
 }
 

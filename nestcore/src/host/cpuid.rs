@@ -234,16 +234,23 @@ impl CpuidDump {
     }
 
     /// `cpuid -r` lines: `   0x00000000 0x00: eax=0x... ebx=0x... ecx=0x... edx=0x...` under
-    /// `CPU N:` headers. Only the first CPU is used.
+    /// `CPU N:` (or `cpuid -1`'s bare `CPU:`) headers. Only the first CPU is used.
+    ///
+    /// Dumps pasted into bug reports carry more: a shell prompt line, cpuid's "Disclaimer: cpuid
+    /// may not support decoding of all cpuid registers.", comments, the next prompt. Any line
+    /// before the first leaf line and after the last one is accepted; a line that is not a leaf
+    /// between two leaf lines is an error naming its line, and so is a malformed leaf line.
     fn parse_cpuid_r(text: &str) -> Result<CpuidDump> {
         let mut leaves = BTreeMap::new();
         let mut cpus = 0;
+        // The first non-leaf line after the leaf block began: harmless unless a leaf follows.
+        let mut after: Option<(usize, &str)> = None;
         for (no, line) in text.lines().enumerate() {
             let t = line.trim();
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
-            if t.starts_with("CPU") && t.ends_with(':') {
+            if t.starts_with("CPU") && t.ends_with(':') && t.len() <= 12 {
                 cpus += 1;
                 if cpus > 1 {
                     break;
@@ -251,6 +258,22 @@ impl CpuidDump {
                 continue;
             }
             let bad = |why: &str| Error::parse("CPUID dump", format!("line {}: {why}: {t:?}", no + 1));
+            let leaf_like = t.starts_with("0x") || t.starts_with("0X");
+            if !leaf_like {
+                if !leaves.is_empty() && after.is_none() {
+                    after = Some((no + 1, t));
+                }
+                continue;
+            }
+            if let Some((at, junk)) = after {
+                return Err(Error::parse(
+                    "CPUID dump",
+                    format!(
+                        "line {at}: not a CPUID leaf line inside the leaf block (leaves continue on line {}): {junk:?}",
+                        no + 1
+                    ),
+                ));
+            }
             let (inputs, outputs) = t
                 .split_once(':')
                 .ok_or_else(|| bad("expected `LEAF SUBLEAF: eax=...`"))?;
@@ -394,6 +417,41 @@ mod tests {
         let back = CpuidDump::parse(&j).unwrap();
         assert_eq!(back.format, CpuidFormat::NestcoreJson);
         assert_eq!(back.leaves().collect::<Vec<_>>(), d.leaves().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pasted_dumps_are_accepted_outside_the_leaf_block() {
+        let leaves = "   0x00000000 0x00: eax=0x0000000d ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\n   0x00000001 0x00: eax=0x000306a9 ebx=0x00000800 ecx=0x80000020 edx=0x078bfbff\n";
+        let pasted = format!(
+            "user@host:~$ cpuid -1 -r\nDisclaimer: cpuid may not support decoding of all cpuid registers.\n# from the bug report\nCPU:\n{leaves}user@host:~$ \nthanks!\n"
+        );
+        let d = CpuidDump::parse(&pasted).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.get(1, 0).unwrap()[2], 0x80000020);
+        // A header-less paste works too.
+        assert_eq!(
+            CpuidDump::parse(&format!("$ cpuid -r\n{leaves}")).unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn junk_inside_the_leaf_block_names_its_line() {
+        let t = "CPU 0:\n   0x00000000 0x00: eax=0x0000000d ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\nsomething pasted in between\n   0x00000001 0x00: eax=0x000306a9 ebx=0x00000800 ecx=0x80000020 edx=0x078bfbff\n";
+        let e = CpuidDump::parse(t).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("inside the leaf block") && e.contains("line 4"),
+            "{e}"
+        );
+        // A malformed leaf line is still an error with its line, before or inside the block.
+        let e = CpuidDump::parse("Disclaimer: x\n   0x00000000 0x00: eax=0x1 ebx=0x2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("truncated"), "{e}");
+        // Only a preamble: no leaf.
+        assert!(
+            CpuidDump::parse("Disclaimer: cpuid may not support decoding of all cpuid registers.\n").is_err()
+        );
     }
 
     #[test]

@@ -283,6 +283,32 @@ impl Host {
         m
     }
 
+    /// The value of extended attribute `name` of `abs` (following symlinks), at most 64 KiB: the
+    /// POSIX ACL of a device node (`system.posix_acl_access`).
+    ///
+    /// # Errors
+    /// The I/O error (ENODATA when the attribute is not set).
+    pub fn xattr(&self, abs: &str, name: &str) -> io::Result<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.path(abs).as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        // SAFETY: both strings are NUL-terminated and live across the call; `buf` is writable for
+        // its full length, which is what we pass.
+        let n = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast::<libc::c_void>(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     /// The names in folder `abs`, sorted; at most 4096 of them.
     ///
     /// # Errors

@@ -2,6 +2,7 @@
 //!
 //! Only a live host opens /dev/kvm; a recorded root reports the device as present or absent.
 
+pub mod access;
 mod device;
 mod probe;
 
@@ -9,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use device::{Capabilities, DeviceReport, DeviceState};
+pub use access::AccessReport;
+pub use device::{Capabilities, DeviceReport, DeviceState, VMM_CAPABILITIES};
 pub use probe::ProbeReport;
 
 use crate::cpu::{CpuReport, Extension, Vendor};
@@ -113,7 +115,8 @@ const PARAMS: &[(&str, &[(&str, Kind)])] = &[
             ("sev", Kind::IntBool),
         ],
     ),
-    // The core module has nothing nesting depends on: only its state is read.
+    // The core module has nothing nesting depends on: only its state is read (and
+    // enable_virt_at_load, in detect(), when another hypervisor's module is loaded).
     ("kvm", &[]),
     ("kvm_pvm", &[]),
 ];
@@ -218,6 +221,9 @@ pub struct KvmReport {
     pub nested_effective: Option<bool>,
     /// The functional probe, when it ran.
     pub probe: Option<ProbeReport>,
+    /// Other hypervisors' kernel modules that are loaded (VirtualBox's `vboxdrv`, VMware's
+    /// `vmmon` and `vmx86`): only one hypervisor can own VT-x/AMD-V on a CPU at a time.
+    pub other_hypervisors: Vec<String>,
     /// What proved it.
     pub evidence: Vec<Evidence>,
 }
@@ -330,14 +336,36 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
         }
         _ => None,
     };
-    if want.is_none() && host.is_live() {
-        ev.push(Evidence::new(
-            "ioctl KVM_GET_SUPPORTED_CPUID",
-            "not asked: without VMX/SVM or with nested off, KVM cannot offer VMX/SVM to guests",
-        ));
-    }
     let device = device::inspect(host, want, &mut ev);
-    let nested_effective = device.offers_extension;
+    let nested_effective = device.offers_extension.or_else(|| {
+        // Not asked, or not answered: false is still known where KVM cannot offer VMX/SVM at all.
+        let why = if cpu.extension == Extension::None {
+            Some("the CPU, as this host sees it, has neither VMX nor SVM".to_string())
+        } else if matches!(cpu.extension, Extension::Vmx | Extension::Svm)
+            && cpu.firmware == crate::cpu::FirmwareState::Disabled
+        {
+            Some(format!("firmware disabled {}", cpu.extension.marketing_name()))
+        } else if vendor_mod.is_some() && nested == Tri::Disabled {
+            vendor_mod.map(|m| {
+                format!(
+                    "/sys/module/{}/parameters/nested is off, and KVM sets {} in KVM_GET_SUPPORTED_CPUID only when it is on (vmx_set_cpu_caps, svm_set_cpu_caps)",
+                    m.name,
+                    if m.name == "kvm_amd" { "SVM" } else { "VMX" }
+                )
+            })
+        } else if vendor_mod.is_none() && modules.iter().any(|m| m.name == "kvm_pvm" && m.state.is_present()) {
+            Some("KVM is kvm_pvm, which has no VMX/SVM to offer guests".to_string())
+        } else {
+            None
+        };
+        why.map(|w| {
+            ev.push(Evidence::new(
+                "ioctl KVM_GET_SUPPORTED_CPUID",
+                format!("not asked; nested_effective is false, derived: {w}"),
+            ));
+            false
+        })
+    });
     let probe = if opts.probe && host.is_live() && device.state == DeviceState::Usable {
         let p = probe::run(&host.path("/dev/kvm"));
         ev.push(Evidence::new(
@@ -355,6 +383,34 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
         None
     };
 
+    // Other hypervisors' modules: a stat each (cheaper than having the kernel format every line of
+    // /proc/modules), and /sys/module/X exists for every loaded module.
+    let other_hypervisors: Vec<String> = ["vboxdrv", "vmmon", "vmx86"]
+        .into_iter()
+        .filter(|m| host.exists(&format!("/sys/module/{m}")))
+        .map(str::to_string)
+        .collect();
+    if !other_hypervisors.is_empty() {
+        ev.push(Evidence::new(
+            "/sys/module",
+            format!(
+                "other hypervisors' modules loaded: {}",
+                other_hypervisors.join(", ")
+            ),
+        ));
+        // Since Linux 6.12 kvm takes VT-x/AMD-V when it loads unless enable_virt_at_load is off,
+        // which keeps VirtualBox and VMware from starting VMs. Read only when it matters.
+        if let Some(m) = modules
+            .iter_mut()
+            .find(|m| m.name == "kvm" && m.state.is_present())
+        {
+            if let Ok(raw) = host.read_trimmed("/sys/module/kvm/parameters/enable_virt_at_load") {
+                let v = parse_bool(&raw).map_or(ParamValue::Text(raw), ParamValue::Bool);
+                m.parameters.insert("enable_virt_at_load".into(), v);
+            }
+        }
+    }
+
     KvmReport {
         device,
         backend,
@@ -362,6 +418,7 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
         nested,
         nested_effective,
         probe,
+        other_hypervisors,
         evidence: ev,
     }
 }
@@ -435,14 +492,17 @@ mod tests {
 mod loadable_tests {
     use super::*;
 
+    /// Writes `c` to `p` under `root`, creating the folders.
+    fn write(root: &std::path::Path, p: &str, c: &str) {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+
     #[test]
     fn an_installed_module_is_loadable_not_absent() {
         let d = tempfile::tempdir().unwrap();
-        let w = |p: &str, c: &str| {
-            let p = d.path().join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, c).unwrap();
-        };
+        let w = |p: &str, c: &str| write(d.path(), p, c);
         w(
             "proc/cpuinfo",
             "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx lm\n\n",
@@ -461,5 +521,71 @@ mod loadable_tests {
         let f = r.verdict.finding("kvm.module_not_loaded").unwrap();
         assert!(f.message.contains("installed"), "{}", f.message);
         assert_eq!(r.kvm.nested, Tri::Unknown);
+        // Not loaded, nested unknown: whether KVM would offer VMX is truly unknown.
+        assert_eq!(r.kvm.nested_effective, None);
+    }
+
+    #[test]
+    fn virtualbox_beside_kvm_reads_enable_virt_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, c: &str| write(d.path(), p, c);
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vmx lm\n\n",
+        );
+        w("sys/module/kvm/initstate", "live\n");
+        w("sys/module/kvm/parameters/enable_virt_at_load", "Y\n");
+        w("sys/module/kvm_intel/initstate", "live\n");
+        w("sys/module/kvm_intel/parameters/nested", "Y\n");
+        let host = Host::from_root(d.path()).unwrap();
+        let r = crate::check(&host);
+        assert!(r.kvm.other_hypervisors.is_empty());
+        assert!(
+            r.kvm.module("kvm").unwrap().parameters.is_empty(),
+            "not read when nothing else is loaded"
+        );
+        w("sys/module/vboxdrv/initstate", "live\n");
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.other_hypervisors, vec!["vboxdrv".to_string()]);
+        assert_eq!(
+            r.kvm.module("kvm").unwrap().param_bool("enable_virt_at_load"),
+            Some(true)
+        );
+        let f = r.verdict.finding("kvm.other_hypervisor").unwrap();
+        assert!(f.message.contains("enable_virt_at_load"), "{}", f.message);
+    }
+
+    #[test]
+    fn nested_effective_is_derived_false_with_its_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, c: &str| write(d.path(), p, c);
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nflags\t\t: fpu svm lm\n\n",
+        );
+        w("sys/module/kvm_amd/initstate", "live\n");
+        w("sys/module/kvm_amd/parameters/nested", "0\n");
+        let host = Host::from_root(d.path()).unwrap();
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.nested, Tri::Disabled);
+        assert_eq!(r.kvm.nested_effective, Some(false));
+        assert!(r
+            .kvm
+            .evidence
+            .iter()
+            .any(|e| e.detail.contains("derived") && e.detail.contains("kvm_amd/parameters/nested is off")));
+        // No extension at all: false, from the CPU.
+        w(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nflags\t\t: fpu lm\n\n",
+        );
+        std::fs::remove_dir_all(d.path().join("sys")).unwrap();
+        let r = crate::check(&host);
+        assert_eq!(r.kvm.nested_effective, Some(false));
+        assert!(r
+            .kvm
+            .evidence
+            .iter()
+            .any(|e| e.detail.contains("neither VMX nor SVM")));
     }
 }

@@ -20,6 +20,9 @@ pub struct ProbeReport {
     pub stage: &'static str,
     /// The failure, in words.
     pub error: Option<String>,
+    /// The errno of the failed ioctl, when one failed (EBUSY from KVM_CREATE_VM: another
+    /// hypervisor holds VT-x/AMD-V).
+    pub errno: Option<i32>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,27 +44,46 @@ pub(crate) fn run(path: &Path) -> ProbeReport {
             instructions: 0,
             stage: "open",
             error: Some(format!("cannot start probe thread: {e}")),
+            errno: None,
         };
     }
     let mut r = rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
         (
             "run",
-            Err(format!("the vCPU did not exit within {} s", TIMEOUT.as_secs())),
+            Err((
+                format!("the vCPU did not exit within {} s", TIMEOUT.as_secs()),
+                None,
+            )),
             0,
         )
     });
     let duration_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     let (stage, res, n) = (r.0, std::mem::replace(&mut r.1, Ok(())), r.2);
+    let (error, errno) = match res {
+        Ok(()) => (None, None),
+        Err((e, errno)) => (Some(e), errno),
+    };
     ProbeReport {
-        ok: res.is_ok(),
+        ok: error.is_none(),
         duration_us,
         instructions: n,
         stage,
-        error: res.err(),
+        error,
+        errno,
     }
 }
 
-type Outcome = (&'static str, Result<(), String>, u32);
+/// Stage, result (the failure with its errno), instructions run.
+type Outcome = (&'static str, Result<(), (String, Option<i32>)>, u32);
+
+fn fail(stage: &'static str, e: impl std::fmt::Display) -> Outcome {
+    (stage, Err((e.to_string(), None)), 0)
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn fail_ioctl(stage: &'static str, e: &kvm_ioctls::Error) -> Outcome {
+    (stage, Err((e.to_string(), Some(e.errno()))), 0)
+}
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn run_inner(path: &Path) -> Outcome {
@@ -74,15 +96,15 @@ fn run_inner(path: &Path) -> Outcome {
     const CODE: [u8; 5] = [0x00, 0xd8, 0xe6, 0x10, 0xf4];
 
     let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return ("open", Err("path contains NUL".into()), 0);
+        return fail("open", "path contains NUL");
     };
     let kvm = match Kvm::new_with_path(&cpath) {
         Ok(k) => k,
-        Err(e) => return ("open", Err(e.to_string()), 0),
+        Err(e) => return fail_ioctl("open", &e),
     };
     let vm = match kvm.create_vm() {
         Ok(v) => v,
-        Err(e) => return ("create_vm", Err(e.to_string()), 0),
+        Err(e) => return fail_ioctl("create_vm", &e),
     };
     struct Map(*mut libc::c_void);
     impl Drop for Map {
@@ -103,7 +125,7 @@ fn run_inner(path: &Path) -> Outcome {
         )
     };
     if addr == libc::MAP_FAILED {
-        return ("memory", Err(std::io::Error::last_os_error().to_string()), 0);
+        return fail("memory", std::io::Error::last_os_error());
     }
     let map = Map(addr);
     // SAFETY: the mapping is MEM bytes long, writable, and CODE is shorter.
@@ -117,11 +139,11 @@ fn run_inner(path: &Path) -> Outcome {
     };
     // SAFETY: the region points at our mapping, which outlives the VM (dropped after `vm`).
     if let Err(e) = unsafe { vm.set_user_memory_region(region) } {
-        return ("memory", Err(e.to_string()), 0);
+        return fail_ioctl("memory", &e);
     }
     let mut vcpu = match vm.create_vcpu(0) {
         Ok(v) => v,
-        Err(e) => return ("create_vcpu", Err(e.to_string()), 0),
+        Err(e) => return fail_ioctl("create_vcpu", &e),
     };
     let setup = (|| -> Result<(), kvm_ioctls::Error> {
         let mut sregs = vcpu.get_sregs()?;
@@ -136,7 +158,7 @@ fn run_inner(path: &Path) -> Outcome {
         vcpu.set_regs(&regs)
     })();
     if let Err(e) = setup {
-        return ("registers", Err(e.to_string()), 0);
+        return fail_ioctl("registers", &e);
     }
     let mut out = None;
     for _ in 0..16 {
@@ -150,19 +172,19 @@ fn run_inner(path: &Path) -> Outcome {
                     Some(5) => ("done", Ok(()), 3),
                     other => (
                         "run",
-                        Err(format!("guest halted but wrote {other:?} instead of 5")),
+                        Err((format!("guest halted but wrote {other:?} instead of 5"), None)),
                         3,
                     ),
                 };
             }
-            Ok(exit) => return ("run", Err(format!("unexpected exit {exit:?}")), 0),
-            Err(e) => return ("run", Err(format!("KVM_RUN failed: {e}")), 0),
+            Ok(exit) => return fail("run", format!("unexpected exit {exit:?}")),
+            Err(e) => return ("run", Err((format!("KVM_RUN failed: {e}"), Some(e.errno()))), 0),
         }
     }
-    ("run", Err("no hlt after 16 exits".into()), 0)
+    fail("run", "no hlt after 16 exits")
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 fn run_inner(_path: &Path) -> Outcome {
-    ("open", Err("the probe is implemented for x86_64 only".into()), 0)
+    fail("open", "the probe is implemented for x86_64 only")
 }
