@@ -8,7 +8,7 @@
 //!
 //! | metric | labels | value |
 //! |---|---|---|
-//! | `nestcore_info` | `version`, `schema_version`, `live`, `kernel`, `vendor_id`, `extension`, `hypervisor`, `container` | 1 |
+//! | `nestcore_info` | `container`, `extension`, `hypervisor`, `kernel`, `live`, `schema_version`, `vendor_id`, `version` | 1 |
 //! | `nestcore_kvm_usable` | `state`: `yes`, `no`, `unknown` | 1 for the report's state, 0 for the others |
 //! | `nestcore_nested_for_guests` | `state`: `available`, `disabled`, `unsupported`, `unknown` | the same |
 //! | `nestcore_nested_layer` | `layer`: `cpu`, `kvm_module`, `kvm_guests`; `state`: `on`, `off`, `unknown` | the same, per layer |
@@ -129,15 +129,16 @@ pub fn render_prometheus(report: &Report) -> String {
     sample(
         &mut out,
         "nestcore_info",
+        // In name order, as Prometheus and node_exporter write labels.
         &[
-            ("version", report.nestcore_version),
-            ("schema_version", &schema),
-            ("live", if report.host.live { "true" } else { "false" }),
-            ("kernel", report.host.kernel.as_deref().unwrap_or("")),
-            ("vendor_id", report.cpu.vendor_id.as_deref().unwrap_or("")),
+            ("container", &report.virtualization.container),
             ("extension", report.cpu.extension.as_str()),
             ("hypervisor", &report.virtualization.hypervisor),
-            ("container", &report.virtualization.container),
+            ("kernel", report.host.kernel.as_deref().unwrap_or("")),
+            ("live", if report.host.live { "true" } else { "false" }),
+            ("schema_version", &schema),
+            ("vendor_id", report.cpu.vendor_id.as_deref().unwrap_or("")),
+            ("version", report.nestcore_version),
         ],
         1,
     );

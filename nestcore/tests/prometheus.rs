@@ -2,7 +2,7 @@
 //! by a parser written from the format's specification (every sample under its HELP and TYPE,
 //! escaped label values, unique series), its values against the JSON report of every fixture, and
 //! Prometheus' own `promtool check metrics` on the CLI's output (skipped with the reason where
-//! promtool is missing: `./scripts/fetch-promtool` puts it into target/tools).
+//! promtool is missing: `./scripts/fetch-prometheus-tools` puts it into target/tools).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -75,7 +75,13 @@ fn parse(text: &str) -> Vec<Sample> {
             value: value.parse().unwrap(),
         });
     }
-    // Series unique per metric.
+    // Labels in name order (as Prometheus and node_exporter write them); series unique per metric.
+    for s in &samples {
+        let names: Vec<&str> = s.labels.iter().map(|(k, _)| k.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "labels out of order in {s:?}");
+    }
     let mut seen = BTreeSet::new();
     for s in &samples {
         assert!(
@@ -287,7 +293,7 @@ fn hostile_label_values_are_escaped() {
     }
 }
 
-/// promtool from $PROMTOOL, PATH or target/tools (scripts/fetch-promtool), or None with the reason
+/// promtool from $PROMTOOL, PATH or target/tools (scripts/fetch-prometheus-tools), or None with the reason
 /// printed.
 fn promtool() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PROMTOOL") {
@@ -306,7 +312,7 @@ fn promtool() -> Option<PathBuf> {
         .unwrap_or_default();
     if on_path.is_none() {
         eprintln!(
-            "skipped: promtool not found ($PROMTOOL, PATH, target/tools: run ./scripts/fetch-promtool)"
+            "skipped: promtool not found ($PROMTOOL, PATH, target/tools: run ./scripts/fetch-prometheus-tools)"
         );
     }
     on_path
