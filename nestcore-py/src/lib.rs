@@ -83,6 +83,16 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
 }
 
 /// The native module `nestcore._nestcore`.
+/// Runs the `nestcore` command with `argv` (without the program name) and returns its exit
+/// status: `python -m nestcore` is the same program as the `nestcore` binary, byte for byte, with
+/// every subcommand. It writes to the process's standard output and error (file descriptors 1
+/// and 2, not `sys.stdout`) and releases the GIL meanwhile.
+#[pyfunction]
+fn _main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    let args = std::iter::once(std::ffi::OsString::from("python -m nestcore")).chain(argv);
+    py.detach(move || nestcore::cli::main(args))
+}
+
 #[pymodule]
 fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", nestcore::VERSION)?;
@@ -90,6 +100,7 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report::check, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(_from_json, m)?)?;
+    m.add_function(wrap_pyfunction!(_main, m)?)?;
     m.add_function(wrap_pyfunction!(report::_report_from_json, m)?)?;
     m.add_class::<report::Report>()?;
     m.add_class::<report::HostInfo>()?;

@@ -19,7 +19,16 @@
 //! # }
 //! ```
 
+// The CLI module names the crate `nestcore::`, as the binary did before it moved into the library.
+#[cfg(feature = "cli")]
+extern crate self as nestcore;
+
 pub mod bootloader;
+// The command line (clap). The file stays where the binary's root was, so that changes to the
+// CLI made on other branches merge without a rename; the binary's root is now src/main.rs.
+#[cfg(feature = "cli")]
+#[path = "bin/nestcore.rs"]
+pub mod cli;
 pub mod cmdline;
 pub mod cpu;
 pub mod error;
@@ -35,6 +44,7 @@ pub mod layer;
 pub mod modprobe;
 pub mod nested;
 pub mod plan;
+pub mod prometheus;
 pub mod report;
 pub mod snapshot;
 mod text;
@@ -43,6 +53,7 @@ pub mod vmm;
 
 pub use error::{Error, ErrorKind, Result};
 pub use host::Host;
+pub use prometheus::render_prometheus;
 pub use report::Report;
 pub use text::render_text;
 

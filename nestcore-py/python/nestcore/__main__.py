@@ -1,90 +1,24 @@
-"""``python -m nestcore``: the ``nestcore`` command's ``check``, ``guests`` and ``snapshot``, with the same
-output and exit status (0: KVM usable and nested virtualization available to guests, 1: not,
-2: an error)."""
+"""``python -m nestcore``: the ``nestcore`` command itself, for hosts that have the wheel but not
+the binary. Every subcommand (check, snapshot, cpuid, enable, kargs, guest-cpu, completions,
+man, and whatever the binary gains) with the same options, output and exit status (0: KVM usable
+and nested virtualization available to guests, or the subcommand's success; 1: not; 2: an
+error), because it runs the same code: the native module's ``_main``, which is the binary's
+``nestcore::cli::main``. Nothing to add here when the command gains a subcommand.
 
-from __future__ import annotations
+It writes to the process's standard output and error directly (file descriptors 1 and 2).
+"""
 
-import argparse
-import os
 import sys
-from typing import List, Optional
 
-import nestcore
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m nestcore",
-        description="Can this machine run VMs, can its guests run their own, and what must change",
-    )
-    p.add_argument("--version", action="version", version=f"nestcore {nestcore.__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    c = sub.add_parser(
-        "check",
-        help="Check this host (or a recorded one) and explain the verdict",
-        description="Check this host (or a recorded one) and explain the verdict. Exit status: 0 "
-        "when KVM is usable and nested virtualization is available to guests, 1 when not, 2 on "
-        "an error.",
-    )
-    c.add_argument("--root", metavar="ROOT", help="A recorded host: a folder laid out like /")
-    c.add_argument(
-        "--cpuid",
-        metavar="CPUID",
-        help="A recorded CPUID dump (cpuid -r output, libvirt <cpudata> XML or nestcore JSON)",
-    )
-    c.add_argument("--json", action="store_true", help="Print the JSON report instead of text")
-    c.add_argument(
-        "--no-probe",
-        action="store_true",
-        help="Skip the functional probe (creating a test VM). Recorded hosts are never probed.",
-    )
-    g = sub.add_parser(
-        "guests",
-        help="Which of this host's guests will get VMX/SVM, why, and the fix for each",
-        description="Which of this host's guests (libvirt, nova, Proxmox) will get VMX/SVM, why, "
-        "and the fix for each; with --apply, carry the fixes out. Exit status: 0 when every guest "
-        "found gets the extension, 1 when any does not, 2 on an error.",
-    )
-    g.add_argument("--root", metavar="ROOT", help="A recorded host: a folder laid out like /")
-    g.add_argument("--cpuid", metavar="CPUID", help="A recorded CPUID dump for --root")
-    g.add_argument("--json", action="store_true", help="Print JSON instead of text")
-    g.add_argument("--apply", action="store_true", help="Carry the fixes out")
-    s = sub.add_parser(
-        "snapshot",
-        help="Record this host's relevant files and CPUID into DIR",
-        description="Record this host's relevant files and CPUID into DIR for a bug report or a "
-        "fixture.",
-    )
-    s.add_argument("dir", metavar="DIR", help="An empty or new folder")
-    return p
+from . import _nestcore
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "check":
-            report = nestcore.check(args.root, args.cpuid, probe=not args.no_probe)
-            if args.json:
-                print(report.to_json())
-            else:
-                color = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
-                sys.stdout.write(report.text(color=color))
-            return report.exit_code
-        if args.command == "guests":
-            text, code = nestcore.guests_cli(args.root, args.cpuid, args.apply, json=args.json)
-            sys.stdout.write(text)
-            return code
-        snap = nestcore.snapshot(args.dir)
-        print(f"Recorded {len(snap.files)} files into {snap.dir}")
-        if snap.cpuid is not None:
-            print(f"Reproduce with: nestcore check --root {snap.dir} --cpuid {snap.cpuid}")
-        else:
-            print(f"Reproduce with: nestcore check --root {snap.dir}")
-        return 0
-    except nestcore.NestcoreError as e:
-        print(f"nestcore: {e.message}", file=sys.stderr)
-        return 2
+def main(argv=None):
+    """Runs ``nestcore`` with ``argv`` (default: ``sys.argv[1:]``) and returns its exit status."""
+    # What Python buffered must come out before what the native code writes to the descriptors.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return _nestcore._main(sys.argv[1:] if argv is None else list(argv))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ itself is the ``__cause__``), and ``NestcoreCommandError`` (an OSError) for a pr
 with a failure (``command``, ``status``, ``stderr``), usually as that cause.
 """
 
-from __future__ import annotations
-
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type
+# No imports at all: `import nestcore` runs on every task of every Ansible host, and `typing` alone
+# would cost more than the rest of the import (docs/benchmarks.md). The types are in _errors.pyi.
 
 __all__ = [
     "NestcoreError",
@@ -33,10 +32,7 @@ class NestcoreError(Exception):
     """Base class of every nestcore error."""
 
     #: The stable error kind: the JSON name of nestcore's ``ErrorKind``.
-    kind: ClassVar[str] = "error"
-    #: nestcore's message, with its causes (as ``nestcore`` prints it after ``nestcore: ``).
-    message: str
-
+    kind = "error"
     def __str__(self) -> str:
         # OSError's own form ("[Errno 2] No such file or directory: '/x'") needs an errno; without
         # one it would read "[Errno None] None: '/x'", so say nestcore's message instead.
@@ -86,12 +82,6 @@ class NestcoreCommandError(NestcoreIOError):
     a failure."""
 
     kind = "command_failed"
-    #: The command line.
-    command: str
-    #: Its exit status (-1 when killed by a signal).
-    status: int
-    #: The end of its standard error.
-    stderr: str
 
 
 class NestcoreApplyError(NestcoreError):
@@ -100,14 +90,10 @@ class NestcoreApplyError(NestcoreError):
     subclass, ...)."""
 
     kind = "apply"
-    #: The step that failed ("writing /etc/modprobe.d/...", "run `modprobe ...`: ...").
-    step: str
-    #: Files restored to their content before the apply (a restore that failed says so).
-    rolled_back: Tuple[str, ...]
 
 
 # The one mapping from nestcore's ErrorKind to a class, read off the classes' ``kind``.
-_BY_KIND: Dict[str, Type[NestcoreError]] = {
+_BY_KIND = {
     cls.kind: cls
     for cls in (
         NestcorePermissionError,
@@ -122,24 +108,16 @@ _BY_KIND: Dict[str, Type[NestcoreError]] = {
 }
 
 
-def _from_native(
-    kind: str,
-    message: str,
-    errno: Optional[int],
-    strerror: Optional[str],
-    filename: Optional[str],
-    extra: Optional[Mapping[str, Any]] = None,
-) -> NestcoreError:
+def _from_native(kind, message, errno, strerror, filename, extra=None):
     """The exception for an error of the native module (called from Rust, nowhere else)."""
     cls = _BY_KIND.get(kind, NestcoreError)
-    exc: NestcoreError
     if issubclass(cls, OSError) and errno is not None:
         # OSError(errno, strerror, filename) sets .errno, .strerror and .filename.
         exc = cls(errno, strerror or message, filename)
     else:
         exc = cls(message)
         if issubclass(cls, OSError):
-            exc.filename = filename  # type: ignore[attr-defined]
+            exc.filename = filename
     exc.message = message
     for name, value in (extra or {}).items():
         setattr(exc, name, value)

@@ -18,6 +18,7 @@ __all__ = [
     "check",
     "snapshot",
     "_from_json",
+    "_main",
     "_report_from_json",
     "Report",
     "HostInfo",
@@ -68,6 +69,10 @@ __all__ = [
 ]
 __version__: str
 SCHEMA_VERSION: int
+
+def _main(argv: Sequence[str]) -> int:
+    """Runs the ``nestcore`` command with ``argv`` (without the program name) and returns its exit
+    status; writes to file descriptors 1 and 2. ``python -m nestcore`` is this."""
 
 def check(root: Optional[_StrPath] = None, cpuid: Optional[_StrPath] = None, probe: bool = True) -> Report:
     """Checks a host and returns its report.

@@ -1,10 +1,17 @@
-//! The `nestcore` command.
+//! The `nestcore` command line (feature `cli`): the binary and `python -m nestcore` both run
+//! [`main`], so they are one program with one set of options; the shell completions
+//! (`nestcore completions SHELL`) and the man pages (`nestcore man DIR`) are generated from the
+//! same definitions when they are asked for, so every subcommand and option is in them.
 
+// Written as a client of the library: its `#[non_exhaustive]` options are set field by field, as
+// they must be outside the crate.
+#![allow(clippy::field_reassign_with_default)]
+
+use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use nestcore::{CheckOptions, Host};
 
@@ -17,6 +24,17 @@ use nestcore::{CheckOptions, Host};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What `check` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckFormat {
+    /// One PASS/INFO/WARN/FAIL line per check, with the remedy under each problem.
+    Text,
+    /// The JSON report (schema/report.schema.json).
+    Json,
+    /// Prometheus' text exposition format, for node_exporter's textfile collector.
+    Prometheus,
 }
 
 #[derive(Subcommand)]
@@ -32,8 +50,11 @@ enum Command {
         /// A recorded CPUID dump (`cpuid -r` output, libvirt <cpudata> XML or nestcore JSON).
         #[arg(long)]
         cpuid: Option<PathBuf>,
-        /// Print the JSON report (schema/report.schema.json) instead of text.
-        #[arg(long)]
+        /// What to print: text, the JSON report, or metrics for Prometheus.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text, value_name = "FORMAT")]
+        format: CheckFormat,
+        /// Print the JSON report (schema/report.schema.json): the same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
         /// Skip the functional probe (creating a test VM). Recorded hosts are never probed.
         #[arg(long)]
@@ -158,23 +179,108 @@ enum Command {
         #[arg(long, requires = "ensure_nested")]
         disable: bool,
     },
+    /// Print the completion script for SHELL (bash, zsh or fish).
+    ///
+    /// bash: `nestcore completions bash > /usr/share/bash-completion/completions/nestcore`;
+    /// zsh: into a folder of $fpath as `_nestcore`; fish: into
+    /// ~/.config/fish/completions/nestcore.fish.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages (nestcore.1 and one per subcommand, nestcore-check.1, ...) into DIR.
+    Man {
+        /// The folder to write into (made when missing), for example /usr/local/share/man/man1.
+        dir: PathBuf,
+    },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            let mut msg = format!("nestcore: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
+/// The shells `completions` writes for.
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    /// GNU bash (with the bash-completion package).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// The `nestcore` command's definition (clap), as the completions and the man pages see it.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the `nestcore` command with `args` (the program name first, as `std::env::args_os()`
+/// gives them) and returns its exit status: 0 and 1 as each subcommand says, 2 on an error
+/// (usage errors included). Output goes to the process's standard output and standard error,
+/// both flushed before it returns.
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let code = match Cli::try_parse_from(args) {
+        Ok(cli) => match run(cli) {
+            Ok(code) => code,
+            Err(e) => {
+                let mut msg = format!("nestcore: {e}");
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(&format!(": {s}"));
+                    src = s.source();
+                }
+                eprintln!("{msg}");
+                2
             }
-            eprintln!("{msg}");
-            ExitCode::from(2)
+        },
+        // --help and --version are "errors" that print to standard output and exit 0.
+        Err(e) => {
+            let _ = e.print();
+            u8::try_from(e.exit_code()).unwrap_or(2)
         }
+    };
+    // In a library (python -m nestcore) nothing flushes Rust's standard output at exit.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
+}
+
+/// Writes the man page of `cmd` as `DIR/NAME.1`, then one per subcommand, named by its full name
+/// (`nestcore-check.1`, as clap_mangen names them), and returns the paths written.
+fn write_man_pages(cmd: clap::Command, dir: &Path) -> nestcore::Result<Vec<PathBuf>> {
+    fn pages(
+        cmd: &clap::Command,
+        source: &str,
+        dir: &Path,
+        written: &mut Vec<PathBuf>,
+    ) -> nestcore::Result<()> {
+        let man = clap_mangen::Man::new(cmd.clone()).source(source);
+        let path = dir.join(man.get_filename());
+        let mut roff = Vec::new();
+        let io = |e| nestcore::Error::Io {
+            path: path.clone(),
+            source: e,
+        };
+        man.render(&mut roff).map_err(io)?;
+        std::fs::write(&path, roff).map_err(io)?;
+        written.push(path);
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            pages(sub, source, dir, written)?;
+        }
+        Ok(())
     }
+    std::fs::create_dir_all(dir).map_err(|e| nestcore::Error::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    // Built once from the top, so that each subcommand knows its full name (nestcore-check).
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    let source = format!("nestcore {}", nestcore::VERSION);
+    let mut written = Vec::new();
+    pages(&cmd, &source, dir, &mut written)?;
+    Ok(written)
 }
 
 fn open_host(root: Option<&std::path::Path>, cpuid: Option<&std::path::Path>) -> nestcore::Result<Host> {
@@ -193,16 +299,19 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
         Command::Check {
             root,
             cpuid,
+            format,
             json,
             no_probe,
         } => {
             let host = open_host(root.as_deref(), cpuid.as_deref())?;
             let report = nestcore::check_with(&host, CheckOptions::with_probe(!no_probe && root.is_none()));
-            let out = if json {
-                report.to_json() + "\n"
-            } else {
-                let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                nestcore::render_text(&report, color)
+            let out = match if json { CheckFormat::Json } else { format } {
+                CheckFormat::Json => report.to_json() + "\n",
+                CheckFormat::Prometheus => nestcore::render_prometheus(&report),
+                CheckFormat::Text => {
+                    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                    nestcore::render_text(&report, color)
+                }
             };
             // One write: stdout is line-buffered, and print! would split the report.
             let mut stdout = std::io::stdout().lock();
@@ -389,6 +498,33 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
                 }
             } else {
                 print!("{out}");
+            }
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = command();
+            let mut out = Vec::new();
+            match shell {
+                Shell::Bash => {
+                    clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "nestcore", &mut out)
+                }
+                Shell::Zsh => {
+                    clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "nestcore", &mut out)
+                }
+                Shell::Fish => {
+                    clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "nestcore", &mut out)
+                }
+            }
+            let mut stdout = std::io::stdout().lock();
+            std::io::Write::write_all(&mut stdout, &out).map_err(|e| nestcore::Error::Io {
+                path: "<stdout>".into(),
+                source: e,
+            })?;
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            for path in write_man_pages(command(), &dir)? {
+                println!("{}", path.display());
             }
             Ok(0)
         }
