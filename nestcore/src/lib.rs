@@ -29,6 +29,7 @@ pub mod host;
 #[cfg(test)]
 mod hostile_tests;
 pub mod hypervisor;
+pub mod input;
 pub mod kvm;
 pub mod modprobe;
 pub mod nested;

@@ -1125,6 +1125,29 @@ static void test_kargs(void) {
     EXPECT(nestcore_kargs_edit("GRUB_CMDLINE_LINUX=\"\"\n", "grub2", "0", "a", NULL, NULL, &out),
            NESTCORE_STATUS_UNSUPPORTED);
     CHECK(out == NULL);
+
+    /* Issue 13: a newline in an argument must never become a line of the configuration, in any
+     * loader; nor any other control character. Refused, the character named. */
+    static const char *const loaders[][2] = {
+        {"grub", "title L\n\tkernel /vmlinuz-1 ro\n\tinitrd /i\n"},
+        {"grub2", "GRUB_CMDLINE_LINUX=\"ro\"\n"},
+        {"bls", "title T\nlinux /vmlinuz\noptions ro\n"},
+        {"extlinux", "label l\n  kernel /vmlinuz\n  append ro\n"},
+        {"kernel-cmdline", "ro\n"},
+    };
+    for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++) {
+        out = SENTINEL;
+        EXPECT(nestcore_kargs_edit(loaders[i][1], loaders[i][0], "ALL", "\"x\ninitrd /evil\"", NULL, NULL, &out),
+               NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(out == NULL);
+        CHECK(last_error_contains("U+000A (line feed)"));
+        EXPECT(nestcore_kargs_edit(loaders[i][1], loaders[i][0], "ALL", "a=1\rb", NULL, NULL, &out),
+               NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(last_error_contains("U+000D (carriage return)"));
+        EXPECT(nestcore_kargs_edit(loaders[i][1], loaders[i][0], "ALL", NULL, "a\x1b", NULL, &out),
+               NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(last_error_contains("U+001B (escape)"));
+    }
 }
 
 static void test_cmdline_edit(void) {
@@ -1166,6 +1189,9 @@ static void test_cmdline_edit(void) {
     CHECK(last_error_contains("no name"));
     EXPECT(nestcore_cmdline_edit("ro x=\"open", "a=1", NULL, &out), NESTCORE_STATUS_PARSE);
     CHECK(out == NULL);
+    EXPECT(nestcore_cmdline_edit(line, "a=\"x\ny\"", NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("control character U+000A"));
 }
 
 /* ---- Guest CPUs */
