@@ -267,24 +267,19 @@ struct Found {
     text: String,
 }
 
-/// Reads `abs` when it is a regular file inside the root; a symlink is followed (within the
-/// root) and the plan names its target.
+/// Reads `abs` when it is a regular file; a symlink is followed inside the root, as the host
+/// sees it (never out of it), and the plan names its target.
 fn read_config(host: &Host, abs: &str) -> Result<Option<Found>> {
-    let root = host.root();
-    let meta = std::fs::symlink_metadata(host.path(abs));
-    let path = match meta {
-        Err(_) => return Ok(None),
-        Ok(m) if m.file_type().is_symlink() => {
-            let target = std::fs::canonicalize(host.path(abs)).map_err(|e| Error::io(abs, e))?;
-            let root_c = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
-            let rel = target
-                .strip_prefix(&root_c)
-                .map_err(|_| Error::Unsupported(format!("{abs} is a symlink that leads out of the root")))?;
-            format!("/{}", rel.display())
-        }
-        Ok(m) if !m.is_file() => return Ok(None),
-        Ok(_) => abs.to_string(),
+    let path = match host.resolve(abs) {
+        Ok(p) => p,
+        Err(e) => return Err(Error::io(abs, e)),
     };
+    match host.metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    }
     match host.read(&path) {
         Ok(text) => Ok(Some(Found { path, text })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

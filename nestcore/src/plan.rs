@@ -15,7 +15,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -476,64 +476,22 @@ impl FaultHook for FailNth {
 /// [`Error::InvalidInput`] for a relative path or `..` in `abs`; [`Error::Unsupported`] for a
 /// symlink that escapes the root, a symlink loop, or a symlink in the place of the file.
 pub fn resolve_under_root(root: &Path, abs: &str) -> Result<PathBuf> {
-    if !abs.starts_with('/') {
-        return Err(Error::InvalidInput(format!("Path {abs:?} is not absolute")));
+    use crate::host::resolve::{self, Failure, Mode};
+    match resolve::resolve(root, abs, Mode::Write) {
+        Ok(c) => Ok(resolve::real_path(root, &c)),
+        Err(Failure::Relative) => Err(Error::InvalidInput(format!("Path {abs:?} is not absolute"))),
+        Err(Failure::Dots) => Err(Error::InvalidInput(format!(
+            "Path {abs:?} must not contain . or .."
+        ))),
+        Err(Failure::LeavesRoot) => Err(Error::Unsupported(format!(
+            "{abs} leads out of the root through a symlink"
+        ))),
+        Err(Failure::FinalSymlink) => Err(Error::Unsupported(format!(
+            "{abs} is a symlink: nestcore does not write through symlinks"
+        ))),
+        Err(Failure::Loop) => Err(Error::Unsupported(format!("Too many symlinks resolving {abs}"))),
+        Err(Failure::Io(real, e)) => Err(Error::io(real, e)),
     }
-    let mut todo: Vec<String> = Vec::new();
-    for c in Path::new(abs).components().rev() {
-        match c {
-            Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-            Component::RootDir => {}
-            _ => {
-                return Err(Error::InvalidInput(format!(
-                    "Path {abs:?} must not contain . or .."
-                )))
-            }
-        }
-    }
-    let mut cur: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        let last = todo.is_empty();
-        let mut real = root.to_path_buf();
-        real.extend(&cur);
-        real.push(&c);
-        match fs::symlink_metadata(&real) {
-            Ok(m) if m.file_type().is_symlink() => {
-                if last {
-                    return Err(Error::Unsupported(format!(
-                        "{abs} is a symlink: nestcore does not write through symlinks"
-                    )));
-                }
-                links += 1;
-                if links > 40 {
-                    return Err(Error::Unsupported(format!("Too many symlinks resolving {abs}")));
-                }
-                let target = fs::read_link(&real).map_err(|e| Error::io(&real, e))?;
-                if target.is_absolute() {
-                    cur.clear();
-                }
-                for tc in target.components().rev() {
-                    match tc {
-                        Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                        Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            _ if c == ".." => {
-                if cur.pop().is_none() {
-                    return Err(Error::Unsupported(format!(
-                        "{abs} leads out of the root through a symlink"
-                    )));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    let mut real = root.to_path_buf();
-    real.extend(&cur);
-    Ok(real)
 }
 
 /// The content of the regular file `real`, `None` when it does not exist. Anything else in its
