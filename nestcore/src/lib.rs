@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod backup;
 pub mod bootloader;
 pub mod cmdline;
 pub mod cpu;
