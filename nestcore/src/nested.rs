@@ -655,7 +655,11 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
     // kernel applies the parameters in that order: the command line wins at every load.
     let name = format!("{m} nested");
     if let Some(r) = running.as_ref().filter(|r| opposite(r)) {
-        if persist.modprobe || persist.runtime {
+        let unknown_origin = !persist.cmdline
+            && persist.modprobe
+            && boot.files.is_empty()
+            && boot_set.iter().all(|b| !opposite(b));
+        if (persist.modprobe || persist.runtime) && !unknown_origin {
             p.warnings.push(format!(
                 "the running kernel's command line sets {}: kmod applies it after modprobe.d, so until a reboot \
                  with {} it wins over {} whenever {m} loads{}",
@@ -665,11 +669,32 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
                 if persist.runtime { " (the reload now passes nested explicitly, which wins)" } else { "" }
             ));
         }
-        if !persist.cmdline && boot_set.iter().all(|b| !opposite(b)) && !boot.files.is_empty() {
-            p.warnings.push(format!(
-                "no boot loader configuration found here carries the running kernel's {cl}: it came from a one-off \
-                 edit at the boot menu, a unified kernel image or the kernel's built-in command line"
-            ));
+        if !persist.cmdline && boot_set.iter().all(|b| !opposite(b)) {
+            if unknown_origin {
+                // Where it comes from is unknown, so nestcore cannot change that layer: a
+                // modprobe.d setting would lose to it after the next boot too.
+                p.blockers.push(Blocker::new(
+                    "plan.running_cmdline",
+                    format!(
+                        "the running kernel's command line sets {}, which kmod applies after modprobe.d, and no boot \
+                         loader configuration was found here to change it",
+                        r.value.as_deref().map(|x| format!("{cl}={x}")).unwrap_or_else(|| cl.clone()),
+                    ),
+                    Some(format!(
+                        "remove {cl} where this kernel's command line comes from (the boot loader, a unified kernel \
+                         image, the kernel's built-in command line) and reboot; {} changes the running module now",
+                        d.persist(Persist {
+                            runtime: true,
+                            ..Persist::default()
+                        })
+                    )),
+                ));
+            } else if !boot.files.is_empty() {
+                p.warnings.push(format!(
+                    "no boot loader configuration found here carries the running kernel's {cl}: it came from a \
+                     one-off edit at the boot menu, a unified kernel image or the kernel's built-in command line"
+                ));
+            }
         }
     }
     let boot_opposite: Vec<&Setting> = boot_set.iter().filter(|s| opposite(s)).collect();
@@ -829,8 +854,8 @@ fn plan_modprobe(
                 )),
             ));
         } else {
-            p.warnings.push(format!(
-                "{} sets {m} nested={}: neutralised",
+            p.notes.push(format!(
+                "{} sets {m} nested={}: neutralised, as asked",
                 c.location(),
                 c.value.as_deref().unwrap_or("")
             ));

@@ -202,7 +202,8 @@ pub struct Blocker {
     /// (`cpu.firmware_disabled`, `cpu.extension_missing`, `cpu.extension_hidden_by_hypervisor`,
     /// `kvm.pvm_backend`), else the planner's (`plan.modprobe_conflict`, `plan.no_boot_loader`,
     /// `plan.kernelopts_without_grubenv`, `plan.builtin_module`, `plan.overridden`,
-    /// `plan.no_vendor_module`, `plan.changed_since_apply`, `plan.backup_missing`).
+    /// `plan.no_vendor_module`, `plan.running_cmdline`, `plan.changed_since_apply`,
+    /// `plan.backup_missing`).
     pub code: String,
     /// Why, in one sentence.
     pub reason: String,

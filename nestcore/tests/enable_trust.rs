@@ -526,6 +526,23 @@ fn off_and_overrides_name_every_layer() {
         "{out}"
     );
 
+    // The running kernel's command line says nested=0 and no boot loader configuration is
+    // found to change it: nestcore cannot change that layer, so it refuses, naming it.
+    let (_t, root, cpuid) = fixture("hosts", "amd-nested-off");
+    let before = tree(&root);
+    let cpuid = cpuid.unwrap();
+    let (code, out, _) = nestcore(&["enable", "--root", r(&root), "--cpuid", r(&cpuid), "--apply"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("blocked: the running kernel's command line sets kvm-amd.nested=0, which kmod applies after modprobe.d"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--persist runtime changes the running module now"),
+        "{out}"
+    );
+    assert_eq!(tree(&root), before);
+
     // A built-in module reads only the kernel command line.
     let (_t, root, _) = fixture("enable", "wsl2-builtin");
     let (code, out, _) = nestcore(&["enable", "--root", r(&root), "--persist", "modprobe"]);

@@ -61,7 +61,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 sys.stdout.write(report.text(color=color))
             return report.exit_code
         snap = nestcore.snapshot(args.dir)
-        print(f"Recorded {len(snap.files)} files into {snap.dir}")
+        print(f"Recorded {len(snap.written)} files into {snap.dir}:")
+        for f in snap.written:
+            print(f"  {f}")
         if snap.cpuid is not None:
             print(f"Reproduce with: nestcore check --root {snap.dir} --cpuid {snap.cpuid}")
         else:
