@@ -701,14 +701,14 @@ struct Journal {
     previous: Option<(Vec<u8>, Meta)>,
 }
 
-/// Makes the folders of `real` (below `root`) exist.
+/// Makes the folders of `real` (below `root`) exist, 0755 whatever the umask.
 fn ensure_dir(real: &Path, hook: &dyn FaultHook) -> io::Result<()> {
     let Some(dir) = real.parent() else { return Ok(()) };
     if dir.is_dir() {
         return Ok(());
     }
     hook.check(FsOp::Mkdir, dir)?;
-    fs::create_dir_all(dir)
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)
 }
 
 /// A transaction of the backup store being written: its folder (removed again when the apply
@@ -726,6 +726,15 @@ impl Txn {
         let store = resolve_under_root(root, STORE)?;
         if !store.is_dir() {
             hook.check(FsOp::Mkdir, &store).map_err(|e| Error::io(STORE, e))?;
+            // /var/lib as any system has it (0755, whatever the umask); nestcore's own folders
+            // readable by root only: the originals keep their modes, the folders hide them.
+            if let Some(lib) = store.parent().and_then(Path::parent) {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(lib)
+                    .map_err(|e| Error::io(STORE, e))?;
+            }
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)

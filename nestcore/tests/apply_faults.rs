@@ -398,6 +398,18 @@ fn modes_new_files_0644_edited_files_keep_theirs() {
     }
     assert!(created >= 1, "{r:?}");
     assert_eq!(mode(&cmdline), 0o600);
+    // The backup store: /var/lib as any system has it, nestcore's folders for root only,
+    // whatever the umask; nothing in it world-writable.
+    assert_eq!(mode(&root.join("var/lib")), 0o755);
+    assert_eq!(mode(&root.join("var/lib/nestcore")), 0o700);
+    assert_eq!(mode(&root.join("var/lib/nestcore/backup")), 0o700);
+    assert_eq!(
+        mode(&root.join("var/lib/nestcore/backup/0001/manifest.json")),
+        0o600
+    );
+    let copy = root.join("var/lib/nestcore/backup/0001/files/etc/kernel/cmdline");
+    assert_eq!(mode(&copy), 0o600, "the copy keeps the original's mode");
+    assert_eq!(mode(&root.join("var/lib/nestcore/backup/0001/files/etc")), 0o755);
 }
 
 /// Every command any plan of the enable fixtures would run is a bare program name (found by
