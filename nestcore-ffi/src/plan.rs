@@ -115,6 +115,37 @@ unsafe fn read_string(
     unsafe { args::string_result(out, get) }
 }
 
+/// The shape of every export that makes a plan: `out` NULLed first, the host checked, `make`
+/// run on it, the plan boxed into `*out`.
+///
+/// # Safety
+/// `host` must be NULL or a live host; `out` NULL or writable.
+unsafe fn make_plan(
+    host: *const nestcore_host,
+    out: *mut *mut nestcore_plan,
+    make: impl FnOnce(&nestcore::Host) -> FfiResult<Plan>,
+) -> nestcore_status {
+    call(|| {
+        // SAFETY: the caller promises `out` is NULL or writable.
+        let out = unsafe { Out::new_nulled(out, "out") }?;
+        // SAFETY: the caller promises a live host or NULL.
+        let host = unsafe { args::handle(host, "host") }?;
+        let plan = make(&host.host)?;
+        // SAFETY: non-NULL (checked), writable by the caller's promise.
+        unsafe { out.set(Box::into_raw(Box::new(nestcore_plan { plan }))) };
+        Ok(())
+    })
+}
+
+/// `want_on` as the core's [`Want`].
+fn want_in(want_on: c_int) -> FfiResult<Want> {
+    Ok(if args::flag(want_on, "want_on")? {
+        Want::On
+    } else {
+        Want::Off
+    })
+}
+
 /// Plans nested virtualization on (`want_on` 1) or off (`want_on` 0) for `host`, through the
 /// layers in `persist_flags` (NESTCORE_PERSIST_RUNTIME | NESTCORE_PERSIST_MODPROBE |
 /// NESTCORE_PERSIST_CMDLINE; at least one). With `neutralise_conflicts` 1, conflicting
@@ -153,25 +184,17 @@ pub unsafe extern "C" fn nestcore_plan_nested(
     neutralise_conflicts: c_int,
     out: *mut *mut nestcore_plan,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises `out` is NULL or writable.
-        let out = unsafe { Out::new_nulled(out, "out") }?;
-        // SAFETY: the caller promises a live host or NULL.
-        let host = unsafe { args::handle(host, "host") }?;
-        let want = if args::flag(want_on, "want_on")? {
-            Want::On
-        } else {
-            Want::Off
-        };
-        let persist = persist_in(persist_flags)?;
-        let mut opts = nested::Options::default();
-        opts.neutralise_conflicts = args::flag(neutralise_conflicts, "neutralise_conflicts")?;
-        opts.dialect = Dialect::C;
-        let plan = nested::plan_with(&host.host, want, persist, opts)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(Box::into_raw(Box::new(nestcore_plan { plan }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        make_plan(host, out, |h| {
+            let want = want_in(want_on)?;
+            let persist = persist_in(persist_flags)?;
+            let mut opts = nested::Options::default();
+            opts.neutralise_conflicts = args::flag(neutralise_conflicts, "neutralise_conflicts")?;
+            opts.dialect = Dialect::C;
+            Ok(nested::plan_with(h, want, persist, opts)?)
+        })
+    }
 }
 
 /// `nestcore_plan_nested()` with `plan_flags`: NESTCORE_PLAN_NEUTRALISE_CONFLICTS (comment out
@@ -196,33 +219,25 @@ pub unsafe extern "C" fn nestcore_plan_nested_with(
     plan_flags: u32,
     out: *mut *mut nestcore_plan,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises `out` is NULL or writable.
-        let out = unsafe { Out::new_nulled(out, "out") }?;
-        // SAFETY: the caller promises a live host or NULL.
-        let host = unsafe { args::handle(host, "host") }?;
-        let want = if args::flag(want_on, "want_on")? {
-            Want::On
-        } else {
-            Want::Off
-        };
-        let persist = persist_in(persist_flags)?;
-        if plan_flags & !PLAN_ALL != 0 {
-            return Err(FfiError::invalid(format!(
-                "Argument `plan_flags` has unknown bits 0x{:x} (known: NESTCORE_PLAN_NEUTRALISE_CONFLICTS, \
-                 NESTCORE_PLAN_FORCE)",
-                plan_flags & !PLAN_ALL
-            )));
-        }
-        let mut opts = nested::Options::default();
-        opts.neutralise_conflicts = plan_flags & NESTCORE_PLAN_NEUTRALISE_CONFLICTS != 0;
-        opts.force = plan_flags & NESTCORE_PLAN_FORCE != 0;
-        opts.dialect = Dialect::C;
-        let plan = nested::plan_with(&host.host, want, persist, opts)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(Box::into_raw(Box::new(nestcore_plan { plan }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        make_plan(host, out, |h| {
+            let want = want_in(want_on)?;
+            let persist = persist_in(persist_flags)?;
+            if plan_flags & !PLAN_ALL != 0 {
+                return Err(FfiError::invalid(format!(
+                    "Argument `plan_flags` has unknown bits 0x{:x} (known: NESTCORE_PLAN_NEUTRALISE_CONFLICTS, \
+                     NESTCORE_PLAN_FORCE)",
+                    plan_flags & !PLAN_ALL
+                )));
+            }
+            let mut opts = nested::Options::default();
+            opts.neutralise_conflicts = plan_flags & NESTCORE_PLAN_NEUTRALISE_CONFLICTS != 0;
+            opts.force = plan_flags & NESTCORE_PLAN_FORCE != 0;
+            opts.dialect = Dialect::C;
+            Ok(nested::plan_with(h, want, persist, opts)?)
+        })
+    }
 }
 
 /// The plan that puts back exactly what the last `nestcore_plan_apply()` on `host` changed, from
@@ -244,16 +259,8 @@ pub unsafe extern "C" fn nestcore_plan_undo(
     host: *const nestcore_host,
     out: *mut *mut nestcore_plan,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises `out` is NULL or writable.
-        let out = unsafe { Out::new_nulled(out, "out") }?;
-        // SAFETY: the caller promises a live host or NULL.
-        let host = unsafe { args::handle(host, "host") }?;
-        let plan = nested::plan_undo(&host.host)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(Box::into_raw(Box::new(nestcore_plan { plan }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { make_plan(host, out, |h| Ok(nested::plan_undo(h)?)) }
 }
 
 /// Releases a plan. NULL is a no-op.

@@ -27,28 +27,12 @@ fn nestcore(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = e.file_type().unwrap();
-        let dst = to.join(e.file_name());
-        if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
-        } else if t.is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
-
 /// A temporary copy of tests/fixtures/<kind>/<name>/root; returns (guard, root, cpuid dump).
 fn fixture(kind: &str, name: &str) -> (tempfile::TempDir, PathBuf, Option<PathBuf>) {
     let src = common::workspace().join("tests/fixtures").join(kind).join(name);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    copy_tree(&src.join("root"), &root);
+    common::copy_tree(&src.join("root"), &root);
     let cpuid = src.join("cpuid.txt");
     (tmp, root, cpuid.exists().then_some(cpuid))
 }

@@ -95,19 +95,23 @@ KOLLA = {
 }
 
 
+def copy_host(src: Path, dst: Path) -> dict:
+    """Copies a fixture host (root/, cpuid.txt) to dst; returns its host variables."""
+    shutil.copytree(src / "root", dst / "root", symlinks=True)
+    v = {"nestcore_root": str(dst / "root"), "nestcore_wheel_dest": str(dst / "wheel")}
+    if (src / "cpuid.txt").exists():
+        shutil.copy(src / "cpuid.txt", dst / "cpuid.txt")
+        v["nestcore_cpuid"] = str(dst / "cpuid.txt")
+    return v
+
+
 def main() -> int:
     out, python, wheel = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     kolla_python = sys.argv[4] if len(sys.argv) > 4 else python
     hosts = {}
     expected = {}
     for name, (kind, fixture, hostvars, expect) in sorted(FLEET.items()):
-        src = FIXTURES / kind / fixture
-        dst = out / "hosts" / name
-        shutil.copytree(src / "root", dst / "root", symlinks=True)
-        v = {"nestcore_root": str(dst / "root"), "nestcore_wheel_dest": str(dst / "wheel")}
-        if (src / "cpuid.txt").exists():
-            shutil.copy(src / "cpuid.txt", dst / "cpuid.txt")
-            v["nestcore_cpuid"] = str(dst / "cpuid.txt")
+        v = copy_host(FIXTURES / kind / fixture, out / "hosts" / name)
         v.update(hostvars)
         hosts[name] = v
         expected[name] = expect
@@ -136,14 +140,7 @@ def main() -> int:
         },
     }
     for name, (kind, fixture) in sorted(KOLLA.items()):
-        src = FIXTURES / kind / fixture
-        dst = out / "kolla" / name
-        shutil.copytree(src / "root", dst / "root", symlinks=True)
-        v = {"nestcore_root": str(dst / "root"), "nestcore_wheel_dest": str(dst / "wheel")}
-        if (src / "cpuid.txt").exists():
-            shutil.copy(src / "cpuid.txt", dst / "cpuid.txt")
-            v["nestcore_cpuid"] = str(dst / "cpuid.txt")
-        inventory["kolla"]["hosts"][name] = v
+        inventory["kolla"]["hosts"][name] = copy_host(FIXTURES / kind / fixture, out / "kolla" / name)
     # JSON is YAML: the YAML inventory plugin reads it, lists and booleans included.
     (out / "inventory.yml").write_text(json.dumps(inventory, indent=2, sort_keys=True))
     (out / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True))
