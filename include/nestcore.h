@@ -74,6 +74,20 @@
 #define NESTCORE_PERSIST_CMDLINE 4
 
 /**
+ * `plan_flags` bit of `nestcore_plan_nested_with()`: comment out (or override in
+ * /etc/modprobe.d) the modprobe.d lines that set the opposite value, instead of reporting them
+ * as blockers.
+ */
+#define NESTCORE_PLAN_NEUTRALISE_CONFLICTS 1
+
+/**
+ * `plan_flags` bit of `nestcore_plan_nested_with()`: plan nesting on even where the host's
+ * check says it cannot work (no VMX/SVM, disabled in the firmware, not passed on by the
+ * hypervisor below, a PVM guest); those blockers become warnings.
+ */
+#define NESTCORE_PLAN_FORCE 2
+
+/**
  * The result of every fallible nestcore function.
  *
  * The values are fixed: they never change meaning, and new ones may be added (treat an
@@ -792,16 +806,24 @@ nestcore_status nestcore_host_is_live(const struct nestcore_host *host, int *out
  * NESTCORE_PERSIST_CMDLINE; at least one). With `neutralise_conflicts` 1, conflicting
  * modprobe.d lines are commented out (or a distribution file overridden in /etc) instead of
  * being reported as blockers. Nothing on the host changes: see `nestcore_plan_apply()`.
+ * The same as `nestcore_plan_nested_with()` with `plan_flags`
+ * NESTCORE_PLAN_NEUTRALISE_CONFLICTS or 0.
+ *
+ * The plan looks at the whole host: off is off in every layer that sets nesting on (a
+ * modprobe.d line or a boot loader configuration that sets it on is changed too), a layer
+ * that overrides the one written is named in the warnings, and nesting on where the host's
+ * check says it cannot work is blocked with the check's reason and remedy.
  *
  * A plan with nothing to do (the host is already as wanted) is a success:
- * `nestcore_plan_is_empty()` tells. A plan that cannot be applied as it is (a conflict, no boot
- * loader configuration found) is also a success: its blockers say why.
+ * `nestcore_plan_is_empty()` tells. A plan that cannot be applied as it is (the check says
+ * nesting cannot work here, a conflict, no boot loader configuration found, no x86 vendor
+ * module) is also a success: its blockers say why (`nestcore_plan_blocker_code()`).
  *
  * `want_on` and `neutralise_conflicts` must be 0 or 1, `persist_flags` non-zero with only known
  * bits (NESTCORE_STATUS_INVALID_ARGUMENT otherwise). Fails with NESTCORE_STATUS_UNSUPPORTED when
- * the vendor module cannot be determined or a runtime reload is impossible (built-in or busy
- * module: the message points to NESTCORE_PERSIST_CMDLINE), NESTCORE_STATUS_PARSE for a
- * configuration that cannot be edited safely.
+ * a runtime reload is impossible (built-in or busy module: the message points to
+ * NESTCORE_PERSIST_CMDLINE), NESTCORE_STATUS_PARSE for a configuration that cannot be edited
+ * safely.
  *
  * On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
  * to NULL.
@@ -815,6 +837,46 @@ nestcore_status nestcore_plan_nested(const struct nestcore_host *host,
                                      uint32_t persist_flags,
                                      int neutralise_conflicts,
                                      struct nestcore_plan **out);
+
+/**
+ * `nestcore_plan_nested()` with `plan_flags`: NESTCORE_PLAN_NEUTRALISE_CONFLICTS (comment out
+ * conflicting modprobe.d lines instead of reporting them as blockers) and NESTCORE_PLAN_FORCE
+ * (plan nesting on even where the host's check says it cannot work: those blockers become
+ * warnings, and `nestcore_plan_apply()` carries the plan out). Blockers about the plan itself
+ * (a conflict, no boot loader configuration) stay with NESTCORE_PLAN_FORCE.
+ *
+ * `want_on` must be 0 or 1, `persist_flags` non-zero with only known bits, `plan_flags` only
+ * known bits (NESTCORE_STATUS_INVALID_ARGUMENT otherwise); otherwise as
+ * `nestcore_plan_nested()`. On success `*out` receives a plan to release with
+ * `nestcore_plan_free()`; on failure it is set to NULL.
+ *
+ * # Safety
+ * `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+ * or point to a writable `nestcore_plan *`.
+ */
+nestcore_status nestcore_plan_nested_with(const struct nestcore_host *host,
+                                          int want_on,
+                                          uint32_t persist_flags,
+                                          uint32_t plan_flags,
+                                          struct nestcore_plan **out);
+
+/**
+ * The plan that puts back exactly what the last `nestcore_plan_apply()` on `host` changed, from
+ * the backup store (/var/lib/nestcore/backup under the host's root): every file it edited
+ * restored byte for byte, every file it created removed, every module it reloaded reloaded
+ * with the value before, the boot configuration regenerated. Nothing changes until the plan is
+ * applied with `nestcore_plan_apply()`, which then marks that apply undone: the next undo plan
+ * is empty. No apply recorded gives an empty plan; a file changed since the apply is a blocker.
+ *
+ * On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
+ * to NULL. Fails with NESTCORE_STATUS_IO / NESTCORE_STATUS_PARSE when the store's manifest
+ * cannot be read.
+ *
+ * # Safety
+ * `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+ * or point to a writable `nestcore_plan *`.
+ */
+nestcore_status nestcore_plan_undo(const struct nestcore_host *host, struct nestcore_plan **out);
 
 /**
  * Releases a plan. NULL is a no-op.
@@ -874,9 +936,9 @@ nestcore_status nestcore_plan_action_description(const struct nestcore_plan *pla
 nestcore_status nestcore_plan_blockers_count(const struct nestcore_plan *plan, size_t *out);
 
 /**
- * Blocker `index`, in one sentence. `*out` receives an owned string to release with
- * `nestcore_string_free()`. An index at or past `nestcore_plan_blockers_count()` is
- * NESTCORE_STATUS_INVALID_ARGUMENT.
+ * Blocker `index`: its reason, then its remedy (`reason. Remedy: remedy`). `*out` receives an
+ * owned string to release with `nestcore_string_free()`. An index at or past
+ * `nestcore_plan_blockers_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
  *
  * # Safety
  * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
@@ -884,8 +946,37 @@ nestcore_status nestcore_plan_blockers_count(const struct nestcore_plan *plan, s
 nestcore_status nestcore_plan_blocker(const struct nestcore_plan *plan, size_t index, char **out);
 
 /**
- * The number of warnings: what the planner noticed (the evidence for the vendor module,
- * conflicts the plan overrides, caveats).
+ * The stable code of blocker `index`: the check's finding code when the check says nesting
+ * cannot work here (`cpu.firmware_disabled`, `cpu.extension_missing`,
+ * `cpu.extension_hidden_by_hypervisor`, `kvm.pvm_backend`), else the planner's
+ * (`plan.modprobe_conflict`, `plan.no_boot_loader`, `plan.overridden`, `plan.builtin_module`,
+ * `plan.no_vendor_module`, `plan.changed_since_apply`, ...). `*out` receives an owned string
+ * to release with `nestcore_string_free()`. An index at or past
+ * `nestcore_plan_blockers_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_blocker_code(const struct nestcore_plan *plan,
+                                           size_t index,
+                                           char **out);
+
+/**
+ * What to do about blocker `index`. `*out` receives an owned string to release with
+ * `nestcore_string_free()`, or NULL when the blocker has no remedy (a success). An index at or
+ * past `nestcore_plan_blockers_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_blocker_remedy(const struct nestcore_plan *plan,
+                                             size_t index,
+                                             char **out);
+
+/**
+ * The number of warnings: what deserves attention (conflicts the plan overrides, another layer
+ * that will override the one the plan writes, blockers forced past). Information (the vendor
+ * module and its evidence, where the kernel command line lives) is in the notes.
  *
  * # Safety
  * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
@@ -903,18 +994,39 @@ nestcore_status nestcore_plan_warnings_count(const struct nestcore_plan *plan, s
 nestcore_status nestcore_plan_warning(const struct nestcore_plan *plan, size_t index, char **out);
 
 /**
+ * The number of notes: how the planner decided (the vendor module and its evidence, where the
+ * kernel command line lives, layers included because they set the opposite).
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_notes_count(const struct nestcore_plan *plan, size_t *out);
+
+/**
+ * Note `index`, in one sentence. `*out` receives an owned string to release with
+ * `nestcore_string_free()`. An index at or past `nestcore_plan_notes_count()` is
+ * NESTCORE_STATUS_INVALID_ARGUMENT.
+ *
+ * # Safety
+ * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+ */
+nestcore_status nestcore_plan_note(const struct nestcore_plan *plan, size_t index, char **out);
+
+/**
  * The plan as the text `nestcore enable` prints: summary, numbered actions with unified diffs,
- * when each takes effect, warnings, blockers. `*out` receives an owned string to release with
+ * when each takes effect, notes, warnings, blockers with their remedies. `*out` receives an owned string to release with
  * `nestcore_string_free()` (NULL on failure).
  *
  * # Safety
  * `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
  */
-nestcore_status nestcore_plan_render(const struct nestcore_plan *plan, char **out);
+nestcore_status nestcore_plan_render(const struct nestcore_plan *plan,
+                                     char **out);
 
 /**
  * The plan as JSON (pretty-printed): the `plan` object of `nestcore enable --json` (`summary`,
- * `actions` with `kind` and their details, `timeline`, `warnings`, `blockers`, `verify`).
+ * `actions` with `kind` and their details, `timeline`, `notes`, `warnings`, `blockers` with
+ * `code`, `reason` and `remedy`, `verify`, and `undoes` for an undo plan).
  * `*out` receives an owned string to release with `nestcore_string_free()` (NULL on failure).
  *
  * # Safety
@@ -928,9 +1040,11 @@ nestcore_status nestcore_plan_to_json(const struct nestcore_plan *plan, char **o
  *
  * Files are written only under the host's root (`/` for the live host, the folder of a recorded
  * host): each target is resolved under the root before anything is written, and a symlink that
- * leads out of it is refused. Each write is atomic, keeps the file's mode and owner, and saves
- * the first original as `<path>.nestcore-bak`. When a step fails, what was written is restored
- * and the failure returned.
+ * leads out of it is refused. Each write is atomic and keeps the file's mode and owner. What
+ * the apply changes is kept in the backup store, /var/lib/nestcore/backup under the root (never
+ * beside the file, where a consumer would read it): the originals and a manifest, which
+ * `nestcore_plan_undo()` reads. When a step fails, what was written is restored, the store's
+ * record removed, and the failure returned.
  *
  * Programs (`modprobe`, `update-grub`, `update-initramfs`, `dracut`, ...):
  * - `defer_commands` 1: none is run; they are listed under `deferred` in the report, for the
@@ -944,10 +1058,11 @@ nestcore_status nestcore_plan_to_json(const struct nestcore_plan *plan, char **o
  * plan whose changes are already on the host writes nothing (the files are listed under
  * `unchanged`).
  *
- * On success `*report_json_out` receives what was done as JSON (`written` with `path`, `backup`,
- * `created`; `unchanged`; `commands` run with their `status`; `deferred`; `rolled_back`;
- * `verified`), an owned string to release with `nestcore_string_free()`; on failure it is set to
- * NULL. `defer_commands` must be 0 or 1.
+ * On success `*report_json_out` receives what was done as JSON (`written` with `path`, `backup`
+ * (the original's copy in the store), `created`, `removed`; `unchanged`; `commands` run with
+ * their `status`; `deferred`; `rolled_back`; `verified`; `transaction`, the store's manifest;
+ * `undone`, for an undo plan), an owned string to release with `nestcore_string_free()`; on
+ * failure it is set to NULL. `defer_commands` must be 0 or 1.
  *
  * # Safety
  * `plan` and `host` must be NULL (an error) or live handles from this library;

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use nestcore::nested::{self, Persist, Want};
+use nestcore::nested::{self, Dialect, Persist, Want};
 use nestcore::plan::{DeferringExecutor, Executor, Plan, SystemExecutor};
 
 use crate::args::{self, Out};
@@ -21,6 +21,18 @@ pub const NESTCORE_PERSIST_CMDLINE: u32 = 4;
 
 /// Every `NESTCORE_PERSIST_*` bit this library knows.
 const PERSIST_ALL: u32 = NESTCORE_PERSIST_RUNTIME | NESTCORE_PERSIST_MODPROBE | NESTCORE_PERSIST_CMDLINE;
+
+/// `plan_flags` bit of `nestcore_plan_nested_with()`: comment out (or override in
+/// /etc/modprobe.d) the modprobe.d lines that set the opposite value, instead of reporting them
+/// as blockers.
+pub const NESTCORE_PLAN_NEUTRALISE_CONFLICTS: u32 = 1;
+/// `plan_flags` bit of `nestcore_plan_nested_with()`: plan nesting on even where the host's
+/// check says it cannot work (no VMX/SVM, disabled in the firmware, not passed on by the
+/// hypervisor below, a PVM guest); those blockers become warnings.
+pub const NESTCORE_PLAN_FORCE: u32 = 2;
+
+/// Every `NESTCORE_PLAN_*` bit this library knows.
+const PLAN_ALL: u32 = NESTCORE_PLAN_NEUTRALISE_CONFLICTS | NESTCORE_PLAN_FORCE;
 
 /// A plan to turn nested virtualization on or off: the actions (files to write, programs to
 /// run), why, when each takes effect, warnings, and blockers. Made by `nestcore_plan_nested()`,
@@ -103,21 +115,60 @@ unsafe fn read_string(
     unsafe { args::string_result(out, get) }
 }
 
+/// The shape of every export that makes a plan: `out` NULLed first, the host checked, `make`
+/// run on it, the plan boxed into `*out`.
+///
+/// # Safety
+/// `host` must be NULL or a live host; `out` NULL or writable.
+unsafe fn make_plan(
+    host: *const nestcore_host,
+    out: *mut *mut nestcore_plan,
+    make: impl FnOnce(&nestcore::Host) -> FfiResult<Plan>,
+) -> nestcore_status {
+    call(|| {
+        // SAFETY: the caller promises `out` is NULL or writable.
+        let out = unsafe { Out::new_nulled(out, "out") }?;
+        // SAFETY: the caller promises a live host or NULL.
+        let host = unsafe { args::handle(host, "host") }?;
+        let plan = make(&host.host)?;
+        // SAFETY: non-NULL (checked), writable by the caller's promise.
+        unsafe { out.set(Box::into_raw(Box::new(nestcore_plan { plan }))) };
+        Ok(())
+    })
+}
+
+/// `want_on` as the core's [`Want`].
+fn want_in(want_on: c_int) -> FfiResult<Want> {
+    Ok(if args::flag(want_on, "want_on")? {
+        Want::On
+    } else {
+        Want::Off
+    })
+}
+
 /// Plans nested virtualization on (`want_on` 1) or off (`want_on` 0) for `host`, through the
 /// layers in `persist_flags` (NESTCORE_PERSIST_RUNTIME | NESTCORE_PERSIST_MODPROBE |
 /// NESTCORE_PERSIST_CMDLINE; at least one). With `neutralise_conflicts` 1, conflicting
 /// modprobe.d lines are commented out (or a distribution file overridden in /etc) instead of
 /// being reported as blockers. Nothing on the host changes: see `nestcore_plan_apply()`.
+/// The same as `nestcore_plan_nested_with()` with `plan_flags`
+/// NESTCORE_PLAN_NEUTRALISE_CONFLICTS or 0.
+///
+/// The plan looks at the whole host: off is off in every layer that sets nesting on (a
+/// modprobe.d line or a boot loader configuration that sets it on is changed too), a layer
+/// that overrides the one written is named in the warnings, and nesting on where the host's
+/// check says it cannot work is blocked with the check's reason and remedy.
 ///
 /// A plan with nothing to do (the host is already as wanted) is a success:
-/// `nestcore_plan_is_empty()` tells. A plan that cannot be applied as it is (a conflict, no boot
-/// loader configuration found) is also a success: its blockers say why.
+/// `nestcore_plan_is_empty()` tells. A plan that cannot be applied as it is (the check says
+/// nesting cannot work here, a conflict, no boot loader configuration found, no x86 vendor
+/// module) is also a success: its blockers say why (`nestcore_plan_blocker_code()`).
 ///
 /// `want_on` and `neutralise_conflicts` must be 0 or 1, `persist_flags` non-zero with only known
 /// bits (NESTCORE_STATUS_INVALID_ARGUMENT otherwise). Fails with NESTCORE_STATUS_UNSUPPORTED when
-/// the vendor module cannot be determined or a runtime reload is impossible (built-in or busy
-/// module: the message points to NESTCORE_PERSIST_CMDLINE), NESTCORE_STATUS_PARSE for a
-/// configuration that cannot be edited safely.
+/// a runtime reload is impossible (built-in or busy module: the message points to
+/// NESTCORE_PERSIST_CMDLINE), NESTCORE_STATUS_PARSE for a configuration that cannot be edited
+/// safely.
 ///
 /// On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
 /// to NULL.
@@ -133,24 +184,83 @@ pub unsafe extern "C" fn nestcore_plan_nested(
     neutralise_conflicts: c_int,
     out: *mut *mut nestcore_plan,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises `out` is NULL or writable.
-        let out = unsafe { Out::new_nulled(out, "out") }?;
-        // SAFETY: the caller promises a live host or NULL.
-        let host = unsafe { args::handle(host, "host") }?;
-        let want = if args::flag(want_on, "want_on")? {
-            Want::On
-        } else {
-            Want::Off
-        };
-        let persist = persist_in(persist_flags)?;
-        let mut opts = nested::Options::default();
-        opts.neutralise_conflicts = args::flag(neutralise_conflicts, "neutralise_conflicts")?;
-        let plan = nested::plan_with(&host.host, want, persist, opts)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(Box::into_raw(Box::new(nestcore_plan { plan }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        make_plan(host, out, |h| {
+            let want = want_in(want_on)?;
+            let persist = persist_in(persist_flags)?;
+            let mut opts = nested::Options::default();
+            opts.neutralise_conflicts = args::flag(neutralise_conflicts, "neutralise_conflicts")?;
+            opts.dialect = Dialect::C;
+            Ok(nested::plan_with(h, want, persist, opts)?)
+        })
+    }
+}
+
+/// `nestcore_plan_nested()` with `plan_flags`: NESTCORE_PLAN_NEUTRALISE_CONFLICTS (comment out
+/// conflicting modprobe.d lines instead of reporting them as blockers) and NESTCORE_PLAN_FORCE
+/// (plan nesting on even where the host's check says it cannot work: those blockers become
+/// warnings, and `nestcore_plan_apply()` carries the plan out). Blockers about the plan itself
+/// (a conflict, no boot loader configuration) stay with NESTCORE_PLAN_FORCE.
+///
+/// `want_on` must be 0 or 1, `persist_flags` non-zero with only known bits, `plan_flags` only
+/// known bits (NESTCORE_STATUS_INVALID_ARGUMENT otherwise); otherwise as
+/// `nestcore_plan_nested()`. On success `*out` receives a plan to release with
+/// `nestcore_plan_free()`; on failure it is set to NULL.
+///
+/// # Safety
+/// `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+/// or point to a writable `nestcore_plan *`.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_plan_nested_with(
+    host: *const nestcore_host,
+    want_on: c_int,
+    persist_flags: u32,
+    plan_flags: u32,
+    out: *mut *mut nestcore_plan,
+) -> nestcore_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        make_plan(host, out, |h| {
+            let want = want_in(want_on)?;
+            let persist = persist_in(persist_flags)?;
+            if plan_flags & !PLAN_ALL != 0 {
+                return Err(FfiError::invalid(format!(
+                    "Argument `plan_flags` has unknown bits 0x{:x} (known: NESTCORE_PLAN_NEUTRALISE_CONFLICTS, \
+                     NESTCORE_PLAN_FORCE)",
+                    plan_flags & !PLAN_ALL
+                )));
+            }
+            let mut opts = nested::Options::default();
+            opts.neutralise_conflicts = plan_flags & NESTCORE_PLAN_NEUTRALISE_CONFLICTS != 0;
+            opts.force = plan_flags & NESTCORE_PLAN_FORCE != 0;
+            opts.dialect = Dialect::C;
+            Ok(nested::plan_with(h, want, persist, opts)?)
+        })
+    }
+}
+
+/// The plan that puts back exactly what the last `nestcore_plan_apply()` on `host` changed, from
+/// the backup store (/var/lib/nestcore/backup under the host's root): every file it edited
+/// restored byte for byte, every file it created removed, every module it reloaded reloaded
+/// with the value before, the boot configuration regenerated. Nothing changes until the plan is
+/// applied with `nestcore_plan_apply()`, which then marks that apply undone: the next undo plan
+/// is empty. No apply recorded gives an empty plan; a file changed since the apply is a blocker.
+///
+/// On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
+/// to NULL. Fails with NESTCORE_STATUS_IO / NESTCORE_STATUS_PARSE when the store's manifest
+/// cannot be read.
+///
+/// # Safety
+/// `host` must be NULL (an error) or a live host from this library; `out` must be NULL (an error)
+/// or point to a writable `nestcore_plan *`.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_plan_undo(
+    host: *const nestcore_host,
+    out: *mut *mut nestcore_plan,
+) -> nestcore_status {
+    // SAFETY: forwarded contract.
+    unsafe { make_plan(host, out, |h| Ok(nested::plan_undo(h)?)) }
 }
 
 /// Releases a plan. NULL is a no-op.
@@ -249,9 +359,9 @@ pub unsafe extern "C" fn nestcore_plan_blockers_count(
     unsafe { read(plan, out, |p| Ok(p.blockers.len())) }
 }
 
-/// Blocker `index`, in one sentence. `*out` receives an owned string to release with
-/// `nestcore_string_free()`. An index at or past `nestcore_plan_blockers_count()` is
-/// NESTCORE_STATUS_INVALID_ARGUMENT.
+/// Blocker `index`: its reason, then its remedy (`reason. Remedy: remedy`). `*out` receives an
+/// owned string to release with `nestcore_string_free()`. An index at or past
+/// `nestcore_plan_blockers_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
 ///
 /// # Safety
 /// `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
@@ -262,15 +372,66 @@ pub unsafe extern "C" fn nestcore_plan_blocker(
     out: *mut *mut c_char,
 ) -> nestcore_status {
     // SAFETY: forwarded contract.
-    unsafe {
-        read_string(plan, out, |p| {
-            item(&p.blockers, index, "Blocker").map(str::to_owned)
-        })
-    }
+    unsafe { read_string(plan, out, |p| blocker(p, index).map(ToString::to_string)) }
 }
 
-/// The number of warnings: what the planner noticed (the evidence for the vendor module,
-/// conflicts the plan overrides, caveats).
+fn blocker(p: &Plan, index: usize) -> FfiResult<&nestcore::plan::Blocker> {
+    p.blockers.get(index).ok_or_else(|| {
+        FfiError::invalid(format!(
+            "Blocker index {index} is out of range (the plan has {})",
+            p.blockers.len()
+        ))
+    })
+}
+
+/// The stable code of blocker `index`: the check's finding code when the check says nesting
+/// cannot work here (`cpu.firmware_disabled`, `cpu.extension_missing`,
+/// `cpu.extension_hidden_by_hypervisor`, `kvm.pvm_backend`), else the planner's
+/// (`plan.modprobe_conflict`, `plan.no_boot_loader`, `plan.overridden`, `plan.builtin_module`,
+/// `plan.no_vendor_module`, `plan.changed_since_apply`, ...). `*out` receives an owned string
+/// to release with `nestcore_string_free()`. An index at or past
+/// `nestcore_plan_blockers_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_plan_blocker_code(
+    plan: *const nestcore_plan,
+    index: usize,
+    out: *mut *mut c_char,
+) -> nestcore_status {
+    // SAFETY: forwarded contract.
+    unsafe { read_string(plan, out, |p| blocker(p, index).map(|b| b.code.clone())) }
+}
+
+/// What to do about blocker `index`. `*out` receives an owned string to release with
+/// `nestcore_string_free()`, or NULL when the blocker has no remedy (a success). An index at or
+/// past `nestcore_plan_blockers_count()` is NESTCORE_STATUS_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_plan_blocker_remedy(
+    plan: *const nestcore_plan,
+    index: usize,
+    out: *mut *mut c_char,
+) -> nestcore_status {
+    call(|| {
+        // SAFETY: the caller promises `out` is NULL or writable.
+        let out = unsafe { Out::new_nulled(out, "out") }?;
+        // SAFETY: the caller promises a live plan or NULL.
+        let p = unsafe { args::handle(plan, "plan") }?;
+        if let Some(r) = &blocker(&p.plan, index)?.remedy {
+            // SAFETY: non-NULL (checked), writable by the caller's promise.
+            unsafe { out.set(args::owned_string(r)) };
+        }
+        Ok(())
+    })
+}
+
+/// The number of warnings: what deserves attention (conflicts the plan overrides, another layer
+/// that will override the one the plan writes, blockers forced past). Information (the vendor
+/// module and its evidence, where the kernel command line lives) is in the notes.
 ///
 /// # Safety
 /// `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
@@ -303,8 +464,38 @@ pub unsafe extern "C" fn nestcore_plan_warning(
     }
 }
 
+/// The number of notes: how the planner decided (the vendor module and its evidence, where the
+/// kernel command line lives, layers included because they set the opposite).
+///
+/// # Safety
+/// `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_plan_notes_count(
+    plan: *const nestcore_plan,
+    out: *mut usize,
+) -> nestcore_status {
+    // SAFETY: forwarded contract.
+    unsafe { read(plan, out, |p| Ok(p.notes.len())) }
+}
+
+/// Note `index`, in one sentence. `*out` receives an owned string to release with
+/// `nestcore_string_free()`. An index at or past `nestcore_plan_notes_count()` is
+/// NESTCORE_STATUS_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `plan` must be NULL (an error) or a live plan; `out` must be NULL (an error) or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nestcore_plan_note(
+    plan: *const nestcore_plan,
+    index: usize,
+    out: *mut *mut c_char,
+) -> nestcore_status {
+    // SAFETY: forwarded contract.
+    unsafe { read_string(plan, out, |p| item(&p.notes, index, "Note").map(str::to_owned)) }
+}
+
 /// The plan as the text `nestcore enable` prints: summary, numbered actions with unified diffs,
-/// when each takes effect, warnings, blockers. `*out` receives an owned string to release with
+/// when each takes effect, notes, warnings, blockers with their remedies. `*out` receives an owned string to release with
 /// `nestcore_string_free()` (NULL on failure).
 ///
 /// # Safety
@@ -319,7 +510,8 @@ pub unsafe extern "C" fn nestcore_plan_render(
 }
 
 /// The plan as JSON (pretty-printed): the `plan` object of `nestcore enable --json` (`summary`,
-/// `actions` with `kind` and their details, `timeline`, `warnings`, `blockers`, `verify`).
+/// `actions` with `kind` and their details, `timeline`, `notes`, `warnings`, `blockers` with
+/// `code`, `reason` and `remedy`, `verify`, and `undoes` for an undo plan).
 /// `*out` receives an owned string to release with `nestcore_string_free()` (NULL on failure).
 ///
 /// # Safety
@@ -344,9 +536,11 @@ fn json_error(e: serde_json::Error) -> FfiError {
 ///
 /// Files are written only under the host's root (`/` for the live host, the folder of a recorded
 /// host): each target is resolved under the root before anything is written, and a symlink that
-/// leads out of it is refused. Each write is atomic, keeps the file's mode and owner, and saves
-/// the first original as `<path>.nestcore-bak`. When a step fails, what was written is restored
-/// and the failure returned.
+/// leads out of it is refused. Each write is atomic and keeps the file's mode and owner. What
+/// the apply changes is kept in the backup store, /var/lib/nestcore/backup under the root (never
+/// beside the file, where a consumer would read it): the originals and a manifest, which
+/// `nestcore_plan_undo()` reads. When a step fails, what was written is restored, the store's
+/// record removed, and the failure returned.
 ///
 /// Programs (`modprobe`, `update-grub`, `update-initramfs`, `dracut`, ...):
 /// - `defer_commands` 1: none is run; they are listed under `deferred` in the report, for the
@@ -360,10 +554,11 @@ fn json_error(e: serde_json::Error) -> FfiError {
 /// plan whose changes are already on the host writes nothing (the files are listed under
 /// `unchanged`).
 ///
-/// On success `*report_json_out` receives what was done as JSON (`written` with `path`, `backup`,
-/// `created`; `unchanged`; `commands` run with their `status`; `deferred`; `rolled_back`;
-/// `verified`), an owned string to release with `nestcore_string_free()`; on failure it is set to
-/// NULL. `defer_commands` must be 0 or 1.
+/// On success `*report_json_out` receives what was done as JSON (`written` with `path`, `backup`
+/// (the original's copy in the store), `created`, `removed`; `unchanged`; `commands` run with
+/// their `status`; `deferred`; `rolled_back`; `verified`; `transaction`, the store's manifest;
+/// `undone`, for an undo plan), an owned string to release with `nestcore_string_free()`; on
+/// failure it is set to NULL. `defer_commands` must be 0 or 1.
 ///
 /// # Safety
 /// `plan` and `host` must be NULL (an error) or live handles from this library;
@@ -398,6 +593,12 @@ pub unsafe extern "C" fn nestcore_plan_apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_flags_are_distinct_bits() {
+        assert_eq!(NESTCORE_PLAN_NEUTRALISE_CONFLICTS & NESTCORE_PLAN_FORCE, 0);
+        assert_eq!(PLAN_ALL, 3);
+    }
 
     #[test]
     fn persist_flags() {

@@ -70,7 +70,7 @@ value_class! {
         actions: Tuple<GuestAction>,
         timeline: Tuple<Pair<Str, Str>>,
         warnings: Tuple<Str>,
-        blockers: Tuple<Str>,
+        blockers: Tuple<crate::nested::PlanBlocker>,
     }
 }
 

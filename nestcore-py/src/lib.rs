@@ -68,6 +68,7 @@ fn _from_json<'py>(py: Python<'py>, kind: &str, json: &str) -> PyResult<Bound<'p
         Verdict => Verdict,
         Snapshot => snapshot::Snapshot,
         PlanAction => nested::PlanAction,
+        PlanBlocker => nested::PlanBlocker,
         ApplyReport => nested::ApplyReport,
         Recommendation => guest::Recommendation,
         Guests => guests::Guests,
@@ -125,10 +126,12 @@ fn _nestcore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::Evidence>()?;
     m.add_class::<snapshot::Snapshot>()?;
     m.add_function(wrap_pyfunction!(nested::plan_nested, m)?)?;
+    m.add_function(wrap_pyfunction!(nested::plan_undo, m)?)?;
     m.add_function(wrap_pyfunction!(nested::enable, m)?)?;
     m.add_function(wrap_pyfunction!(nested::_plan_from_json, m)?)?;
     m.add_class::<nested::Plan>()?;
     m.add_class::<nested::PlanAction>()?;
+    m.add_class::<nested::PlanBlocker>()?;
     m.add_class::<nested::ApplyReport>()?;
     m.add_function(wrap_pyfunction!(guest::guest_cpu, m)?)?;
     m.add_function(wrap_pyfunction!(guest::ensure_nested, m)?)?;

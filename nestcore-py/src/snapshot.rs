@@ -7,11 +7,13 @@ use pyo3::prelude::*;
 use crate::value::{value_class, List, Opt, Str};
 
 value_class! {
-    /// What `snapshot()` wrote: the folder, the files (as the host sees them) and the CPUID dump.
+    /// What `snapshot()` wrote: the folder, the host's files recorded (as the host sees them),
+    /// the CPUID dump, and every file written into the folder (markers, dump and report included).
     Snapshot {
         dir: Str,
         files: List<Str>,
         cpuid: Opt<Str>,
+        written: List<Str>,
     }
 }
 

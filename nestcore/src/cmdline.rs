@@ -192,7 +192,11 @@ struct Arg {
 }
 
 /// Splits `args` into tokens by the kernel's rules and checks each can stand alone on a line.
+/// Every editor's arguments pass here: a control character anywhere is refused
+/// ([`crate::input::refuse_control`]), even between tokens, where the kernel would read it as
+/// white space.
 fn split_args(args: &str) -> Result<Vec<Arg>> {
+    crate::input::refuse_control("Argument list", args)?;
     let (parsed, dashdash) = parse_with_end(args);
     if dashdash.is_some() {
         return Err(Error::InvalidInput(format!(
@@ -264,8 +268,9 @@ impl Editor {
     /// name in place, or is appended. Returns whether the text changed.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an argument list with a bare `--`, an unbalanced quote or an
-    /// argument without a name; [`Error::Parse`] when the line itself has an unbalanced quote.
+    /// [`Error::InvalidInput`] for an argument list with a control character (newline, CR, NUL,
+    /// ...), a bare `--`, an unbalanced quote or an argument without a name; [`Error::Parse`] when
+    /// the line itself has an unbalanced quote.
     pub fn add_args(&mut self, args: &str) -> Result<bool> {
         self.add_args_diverting(args, |_, _| false)
     }
@@ -281,10 +286,11 @@ impl Editor {
         args: &str,
         mut divert: impl FnMut(&str, &str) -> bool,
     ) -> Result<bool> {
+        let args = split_args(args)?;
         self.check_quotes()?;
         let before = self.text.clone();
         let mut used: Vec<bool> = vec![false; self.parsed().params.len()];
-        for arg in split_args(args)? {
+        for arg in args {
             let parsed = self.parsed();
             let want = normalize(&arg.name);
             let hit = parsed
@@ -328,8 +334,13 @@ impl Editor {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when `name` is empty or holds white space, `=` or `"`, or `value`
-    /// holds a `"`; [`Error::Parse`] when the line has an unbalanced quote.
+    /// holds a `"` or a control character; [`Error::Parse`] when the line has an unbalanced
+    /// quote.
     pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<bool> {
+        crate::input::refuse_control("Parameter name", name)?;
+        if let Some(v) = value {
+            crate::input::refuse_control(&format!("The value of {name}"), v)?;
+        }
         if name.is_empty()
             || name
                 .bytes()
@@ -584,6 +595,44 @@ mod tests {
         assert!(e.set("a b", None).is_err());
         assert!(e.set("a", Some("\"")).is_err());
         assert_eq!(e.as_str(), "ro");
+    }
+
+    /// Issue 13: a newline inside a quoted argument became a new line of grub.conf.
+    #[test]
+    fn control_characters_are_refused_by_every_editing_call() {
+        for bad in [
+            "\"x\ninitrd /evil\"",
+            "a=1\nb=2",
+            "a\r",
+            "a=\0",
+            "a\tb",
+            "x=\u{1b}[2J",
+            "\u{7f}",
+            "a=\u{85}",
+        ] {
+            let mut e = Editor::new("ro quiet");
+            let err = e.add_args(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(err.to_string().contains("control character U+00"), "{err}");
+            assert!(
+                err.to_string().contains(&format!("{bad:?}")),
+                "names the argument: {err}"
+            );
+            assert!(e.remove_args(bad).is_err(), "{bad:?}");
+            assert_eq!(e.as_str(), "ro quiet");
+        }
+        let mut e = Editor::new("ro");
+        assert!(e.set("a\nb", Some("1")).is_err());
+        let err = e.set("a", Some("1\ninitrd /evil")).unwrap_err();
+        assert!(err.to_string().contains("The value of a"), "{err}");
+        assert!(err.to_string().contains("U+000A (line feed)"), "{err}");
+        assert_eq!(e.as_str(), "ro");
+        // Arguments are validated before the line: the error is about what the caller gave.
+        let mut e = Editor::new("a=\"open");
+        assert_eq!(
+            e.add_args("b\n").unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Every file a real check reads, broken in every way a recorded root can break it: binary
-//! garbage, truncated, empty, a folder, a FIFO, a symlink loop, a symlink out of the root. The
+//! garbage, truncated, empty, a folder, a FIFO, a symlink loop, a symlink out of the root (to
+//! nothing, and to a real file outside whose content must never be read). The
 //! list of files comes from the recording Host (what `snapshot` uses), so a new read is covered
 //! as soon as it exists. The report degrades (never a panic, never a hang: a watchdog aborts
 //! after 60 s).
@@ -62,7 +63,13 @@ enum Break {
     Fifo,
     Loop,
     OutOfRoot,
+    /// Symlinks (absolute, and relative with `..` climbing out) to a real file outside the
+    /// root that holds the original content plus [`OUTSIDE_MARKER`].
+    OutsideFile,
 }
+
+/// What a file outside the root says: a read that left the root would record it.
+const OUTSIDE_MARKER: &str = "NESTCORE-READ-OUTSIDE-THE-ROOT";
 
 fn break_file(real: &Path, how: Break, seed: &mut u64) {
     let old = std::fs::read(real).unwrap_or_default();
@@ -96,6 +103,25 @@ fn break_file(real: &Path, how: Break, seed: &mut u64) {
             std::os::unix::fs::symlink(real, &other).unwrap();
         }
         Break::OutOfRoot => std::os::unix::fs::symlink("/nonexistent/../../../proc/self/mem", real).unwrap(),
+        Break::OutsideFile => {
+            // <tmp>/root/<file> -> <tmp>/outside (absolute), or ../../..<tmp>/outside.
+            let tmp = real
+                .ancestors()
+                .find(|a| a.join("root").is_dir() && a.join("outside").is_dir())
+                .unwrap();
+            let outside = tmp.join("outside").join("file");
+            let mut content = old.clone();
+            content.extend_from_slice(format!("\n{OUTSIDE_MARKER}\n").as_bytes());
+            std::fs::write(&outside, content).unwrap();
+            if *seed % 2 == 0 {
+                std::os::unix::fs::symlink(&outside, real).unwrap();
+            } else {
+                let depth = real.components().count();
+                let up = "../".repeat(depth);
+                std::os::unix::fs::symlink(format!("{up}{}", outside.display()), real).unwrap();
+            }
+            *seed = seed.wrapping_add(1);
+        }
     }
 }
 
@@ -123,12 +149,14 @@ fn every_file_a_check_reads_broken_every_way() {
                 Break::Fifo,
                 Break::Loop,
                 Break::OutOfRoot,
+                Break::OutsideFile,
             ] {
                 let tmp = tempfile::tempdir().unwrap();
                 let root = tmp.path().join("root");
                 copy_tree(&src, &root);
+                std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
                 break_file(&root.join(f.trim_start_matches('/')), how, &mut seed);
-                let host = Host::from_root(&root).unwrap();
+                let host = Host::from_root(&root).unwrap().recording();
                 let t = Instant::now();
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::check(&host)))
                     .unwrap_or_else(|_| panic!("{}: {f} {how:?} panicked", src.display()));
@@ -137,7 +165,20 @@ fn every_file_a_check_reads_broken_every_way() {
                     "{f} {how:?} took {:?}",
                     t.elapsed()
                 );
-                serde_json::to_string(&r).unwrap();
+                let json = serde_json::to_string(&r).unwrap();
+                // Issue 13, item 7: nothing outside the root was read.
+                assert!(
+                    !json.contains(OUTSIDE_MARKER),
+                    "{f} {how:?}: the report quotes a file outside the root"
+                );
+                for rec in host.take_recorded() {
+                    if let Recorded::File(p, bytes) = rec {
+                        assert!(
+                            !String::from_utf8_lossy(&bytes).contains(OUTSIDE_MARKER),
+                            "{f} {how:?}: {p} was read outside the root"
+                        );
+                    }
+                }
                 if f == "/proc/cpuinfo" && !matches!(how, Break::Truncated) {
                     assert!(
                         r.cpu.evidence.iter().any(|e| e.source == "/proc/cpuinfo")

@@ -23,6 +23,7 @@
 #[cfg(feature = "cli")]
 extern crate self as nestcore;
 
+pub mod backup;
 pub mod bootloader;
 // The command line (clap). The file stays where the binary's root was, so that changes to the
 // CLI made on other branches merge without a rename; the binary's root is now src/main.rs.
@@ -39,6 +40,7 @@ pub mod host;
 #[cfg(test)]
 mod hostile_tests;
 pub mod hypervisor;
+pub mod input;
 pub mod kvm;
 pub mod layer;
 pub mod modprobe;

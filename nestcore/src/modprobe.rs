@@ -239,6 +239,17 @@ pub fn drop_in_text(module: &str, value: &str) -> String {
     )
 }
 
+/// The module and value when `text` is exactly what [`drop_in_text`] writes (nestcore's own
+/// file, which the backup store regenerates instead of copying).
+pub fn own_drop_in(text: &str) -> Option<(String, String)> {
+    ["kvm_intel", "kvm_amd"].iter().find_map(|m| {
+        ["1", "0"]
+            .iter()
+            .find(|v| drop_in_text(m, v) == text)
+            .map(|v| (m.to_string(), v.to_string()))
+    })
+}
+
 /// Neutralises every `options` line of `text` that sets `module`'s `param`: the original line
 /// is kept as a comment with nestcore's marker and, when it set other parameters too, an
 /// `options` line with just those follows. Returns the new text.

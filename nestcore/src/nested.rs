@@ -16,7 +16,7 @@ use crate::bootloader::{self, ArgsEdit, Selection};
 use crate::cmdline::Cmdline;
 use crate::error::{Error, Result};
 use crate::modprobe::{self, ModprobeConfig};
-use crate::plan::{self, unified_diff, Action, Command, Executor, Plan, When};
+use crate::plan::{self, unified_diff, Action, Blocker, Command, Executor, Plan, When};
 use crate::Host;
 
 /// The wanted state.
@@ -87,6 +87,114 @@ impl Persist {
     }
 }
 
+impl Persist {
+    /// The layers' names, in the order runtime, modprobe, cmdline.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.runtime, "runtime"),
+            (self.modprobe, "modprobe"),
+            (self.cmdline, "cmdline"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect()
+    }
+}
+
+/// Whose words the planner's messages use for its options: a blocker tells a CLI user
+/// `--neutralise-conflicts`, a Python user `neutralise_conflicts=True`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Dialect {
+    /// The Rust API: `Options::neutralise_conflicts`, `Persist { cmdline: true, .. }`.
+    #[default]
+    Rust,
+    /// The `nestcore` command: `--neutralise-conflicts`, `--persist modprobe,cmdline`.
+    Cli,
+    /// The C API: `NESTCORE_PLAN_NEUTRALISE_CONFLICTS`, `NESTCORE_PERSIST_CMDLINE`.
+    C,
+    /// The Python API: `neutralise_conflicts=True`, `persist=("modprobe", "cmdline")`.
+    Python,
+    /// The Ansible module: `neutralise_conflicts: true`, `persist: [modprobe, cmdline]`.
+    Ansible,
+}
+
+impl Dialect {
+    /// The dialect for a name: rust, cli, c, python, ansible.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for another name.
+    pub fn from_name(name: &str) -> Result<Dialect> {
+        Ok(match name {
+            "rust" => Dialect::Rust,
+            "cli" => Dialect::Cli,
+            "c" => Dialect::C,
+            "python" => Dialect::Python,
+            "ansible" => Dialect::Ansible,
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "Unknown dialect {other:?} (expected rust, cli, c, python or ansible)"
+                )))
+            }
+        })
+    }
+
+    /// How this dialect says "neutralise conflicting modprobe.d lines".
+    pub fn neutralise_conflicts(self) -> &'static str {
+        match self {
+            Dialect::Rust => "Options::neutralise_conflicts",
+            Dialect::Cli => "--neutralise-conflicts",
+            Dialect::C => "NESTCORE_PLAN_NEUTRALISE_CONFLICTS",
+            Dialect::Python => "neutralise_conflicts=True",
+            Dialect::Ansible => "neutralise_conflicts: true",
+        }
+    }
+
+    /// How this dialect says "apply even what the verdict says cannot work".
+    pub fn force(self) -> &'static str {
+        match self {
+            Dialect::Rust => "Options::force",
+            Dialect::Cli => "--force",
+            Dialect::C => "NESTCORE_PLAN_FORCE",
+            Dialect::Python => "force=True",
+            Dialect::Ansible => "force: true",
+        }
+    }
+
+    /// How this dialect names the layers `p`.
+    pub fn persist(self, p: Persist) -> String {
+        let names = p.names();
+        match self {
+            Dialect::Rust => format!(
+                "Persist {{ {} }}",
+                names
+                    .iter()
+                    .map(|n| format!("{n}: true"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + ", .."
+            ),
+            Dialect::Cli => format!("--persist {}", names.join(",")),
+            Dialect::C => names
+                .iter()
+                .map(|n| format!("NESTCORE_PERSIST_{}", n.to_ascii_uppercase()))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            Dialect::Python => format!(
+                "persist=({}{})",
+                names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if names.len() == 1 { "," } else { "" }
+            ),
+            Dialect::Ansible => format!("persist: [{}]", names.join(", ")),
+        }
+    }
+}
+
 /// Options of the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
@@ -95,6 +203,13 @@ pub struct Options {
     /// override a distribution file with a same-named file in /etc) instead of reporting them
     /// as blockers.
     pub neutralise_conflicts: bool,
+    /// Plan and apply nesting on even where the verdict says it cannot work (no VMX/SVM, the
+    /// firmware disabled it, the hypervisor below does not pass it on, a PVM guest): those
+    /// blockers become warnings. Blockers about the plan itself (a conflict, no boot loader
+    /// found) stay.
+    pub force: bool,
+    /// Whose words the messages use for options.
+    pub dialect: Dialect,
 }
 
 /// Whether the vendor module can be reloaded.
@@ -262,29 +377,25 @@ pub fn state(host: &Host) -> Result<State> {
 }
 
 /// A file nestcore may edit, found on the host, with its content.
+#[derive(Debug)]
 struct Found {
     path: String,
     text: String,
 }
 
-/// Reads `abs` when it is a regular file inside the root; a symlink is followed (within the
-/// root) and the plan names its target.
+/// Reads `abs` when it is a regular file; a symlink is followed inside the root, as the host
+/// sees it (never out of it), and the plan names its target.
 fn read_config(host: &Host, abs: &str) -> Result<Option<Found>> {
-    let root = host.root();
-    let meta = std::fs::symlink_metadata(host.path(abs));
-    let path = match meta {
-        Err(_) => return Ok(None),
-        Ok(m) if m.file_type().is_symlink() => {
-            let target = std::fs::canonicalize(host.path(abs)).map_err(|e| Error::io(abs, e))?;
-            let root_c = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
-            let rel = target
-                .strip_prefix(&root_c)
-                .map_err(|_| Error::Unsupported(format!("{abs} is a symlink that leads out of the root")))?;
-            format!("/{}", rel.display())
-        }
-        Ok(m) if !m.is_file() => return Ok(None),
-        Ok(_) => abs.to_string(),
+    let path = match host.resolve(abs) {
+        Ok(p) => p,
+        Err(e) => return Err(Error::io(abs, e)),
     };
+    match host.metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    }
     match host.read(&path) {
         Ok(text) => Ok(Some(Found { path, text })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -308,12 +419,71 @@ fn write_action(path: &str, old: Option<&str>, new: String, reason: String, when
 
 /// Plans nested virtualization `want` for the layers in `persist`.
 ///
+/// The plan is made against the whole host, not only the layers asked for:
+///
+/// - nesting on where the verdict ([`crate::check`]) says it cannot work (no VMX/SVM, the
+///   firmware disabled it, the hypervisor below does not pass it on, a PVM guest) is blocked
+///   with the verdict's reason and remedy ([`Options::force`] plans it anyway);
+/// - off is off in every layer that sets nesting on: a modprobe.d line or a boot loader
+///   configuration that sets it on is turned off too, whatever `persist` says;
+/// - another layer that will override the one written is named: kmod applies the kernel command
+///   line's module options after modprobe.d, and a built-in module reads only the command line.
+///
 /// # Errors
-/// [`Error::Unsupported`] when the vendor module cannot be determined, or a runtime reload was
-/// asked for and is impossible (built in, in use): the message says why and points to the
-/// command-line path. [`Error::Parse`] for a configuration nestcore cannot edit safely.
+/// [`Error::Unsupported`] when a runtime reload was asked for and is impossible (built in, in
+/// use): the message says why and points to the command-line path. [`Error::Parse`] for a
+/// configuration nestcore cannot edit safely.
 pub fn plan(host: &Host, want: Want, persist: Persist) -> Result<Plan> {
     plan_with(host, want, persist, Options::default())
+}
+
+/// The verdict's findings that say nesting cannot work on this host, strongest first.
+const IMPOSSIBLE: [&str; 4] = [
+    "kvm.pvm_backend",
+    "cpu.firmware_disabled",
+    "cpu.extension_missing",
+    "cpu.extension_hidden_by_hypervisor",
+];
+
+/// Blockers from the verdict: the findings in [`IMPOSSIBLE`], with their remedies.
+fn verdict_blockers(host: &Host) -> Vec<Blocker> {
+    let report = crate::check(host);
+    let mut found: Vec<&crate::report::Finding> = report
+        .verdict
+        .findings
+        .iter()
+        .filter(|f| IMPOSSIBLE.contains(&f.code))
+        .collect();
+    found.sort_by_key(|f| IMPOSSIBLE.iter().position(|c| *c == f.code));
+    found
+        .into_iter()
+        .map(|f| Blocker::new(f.code, f.message.clone(), f.remedy.clone()))
+        .collect()
+}
+
+/// One setting of `<module>.nested` in a layer, and where.
+#[derive(Debug, Clone)]
+struct Setting {
+    /// The file (and entry) or `/proc/cmdline`.
+    source: String,
+    /// The value as written (`None`: a bare name, which turns a bool on).
+    value: Option<String>,
+}
+
+impl Setting {
+    fn is_on(&self) -> Option<bool> {
+        match &self.value {
+            None => Some(true),
+            Some(v) => modprobe::parse_bool(v),
+        }
+    }
+
+    fn shown(&self, name: &str) -> String {
+        match &self.value {
+            None => format!("{} sets {name}", self.source),
+            Some(v) => format!("{} sets {name}={v}", self.source),
+        }
+    }
 }
 
 /// [`plan()`] with [`Options`].
@@ -326,16 +496,108 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
             "Nothing to change: persist names none of runtime, modprobe, cmdline".into(),
         ));
     }
-    let st = state(host)?;
-    let m = st.module.clone();
-    let v = want.value();
+    let d = opts.dialect;
     let mut p = Plan::default();
-    p.warnings.push(format!("{m} chosen from {}", st.module_evidence));
-    let mut changes = Vec::new();
+    // 1. The verdict is the judge of whether nesting can work here at all.
+    let mut impossible = if want == Want::On {
+        verdict_blockers(host)
+    } else {
+        Vec::new()
+    };
+    let (module, module_evidence) = match vendor_module(host) {
+        Ok(v) => v,
+        Err(Error::Unsupported(why)) => {
+            if impossible.is_empty() {
+                impossible.push(Blocker::new(
+                    "plan.no_vendor_module",
+                    why,
+                    Some("nestcore enables nesting for kvm_intel and kvm_amd (x86) only".into()),
+                ));
+            }
+            p.blockers = impossible;
+            p.summary = format!("Turning nested virtualization {} is blocked.", wanted(want));
+            return Ok(p);
+        }
+        Err(e) => return Err(e),
+    };
+    let st = state(host)?;
+    let m = module;
+    let v = want.value();
+    let cl = cmdline_name(&m);
+    p.notes.push(format!("{m} chosen from {module_evidence}"));
+    let builtin = matches!(st.module_state, ModuleState::BuiltIn { .. });
 
-    // Runtime.
-    if persist.runtime && st.runtime != Some(want.as_bool()) {
-        let cl = cmdline_name(&m);
+    // 2. Where each layer stands.
+    let cfg = modprobe::load(host)?;
+    let mod_eff = cfg.effective(&m, "nested").map(|o| Setting {
+        source: o.location(),
+        value: o.value.clone(),
+    });
+    let boot = find_boot_files(host)?;
+    let boot_set = boot_settings(&boot, &cl);
+    let running = st.running_cmdline.clone().map(|value| Setting {
+        source: "/proc/cmdline".into(),
+        value,
+    });
+    let opposite = |s: &Setting| s.is_on() == Some(!want.as_bool());
+    let mut persist = persist;
+    if want == Want::Off {
+        // Off in every layer that sets it on, whoever set it.
+        if let Some(s) = mod_eff.as_ref().filter(|s| s.is_on() == Some(true) && !builtin) {
+            if !persist.modprobe {
+                persist.modprobe = true;
+                p.notes.push(format!(
+                    "modprobe.d is turned off too: {}, which would turn nesting on again at the next load",
+                    s.shown(&format!("{m} nested"))
+                ));
+            }
+        }
+        let on: Vec<&Setting> = boot_set.iter().filter(|s| s.is_on() == Some(true)).collect();
+        if !on.is_empty() && !persist.cmdline {
+            persist.cmdline = true;
+            p.notes.push(format!(
+                "the kernel command line is turned off too: {}; kmod applies it after modprobe.d",
+                on.iter().map(|s| s.shown(&cl)).collect::<Vec<_>>().join("; ")
+            ));
+        }
+    }
+    let runtime_ok = st.runtime == Some(want.as_bool());
+    if builtin {
+        // A built-in module reads only the kernel command line.
+        let boot_opposite: Vec<&Setting> = boot_set.iter().filter(|s| opposite(s)).collect();
+        if persist.modprobe {
+            persist.modprobe = false;
+            p.notes.push(format!(
+                "modprobe.d is left alone: {m} is built into the kernel, which reads only the kernel command line"
+            ));
+            if !persist.cmdline && !persist.runtime && (!runtime_ok || !boot_opposite.is_empty()) {
+                if want == Want::Off {
+                    persist.cmdline = true;
+                    p.notes.push(format!(
+                        "the kernel command line instead: {m} is built in, only {cl}={v} there turns it off"
+                    ));
+                } else {
+                    p.blockers.push(Blocker::new(
+                        "plan.builtin_module",
+                        format!(
+                            "{m} is built into the kernel: it reads only the kernel command line, and modprobe.d has no effect on it"
+                        ),
+                        Some(format!(
+                            "plan again with {} ({cl}={v}) and reboot",
+                            d.persist(Persist {
+                                cmdline: true,
+                                ..Persist::default()
+                            })
+                        )),
+                    ));
+                }
+            }
+        }
+    }
+
+    // 3. The layers.
+    let mut changes = Vec::new();
+    if persist.runtime && !runtime_ok {
         match &st.module_state {
             ModuleState::BuiltIn { evidence } => {
                 return Err(Error::Unsupported(format!(
@@ -381,35 +643,143 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
             }
         }
     }
+    if persist.modprobe && plan_modprobe(host, &m, want, opts, &cfg, &mut p)? > 0 {
+        changes.push("modprobe.d");
+    }
+    if persist.cmdline && plan_cmdline(host, &m, want, &boot, &mut p)? > 0 {
+        changes.push("kernel command line");
+    }
 
-    // modprobe.d.
-    if persist.modprobe {
-        let n = plan_modprobe(host, &m, want, opts, &mut p)?;
-        if n > 0 {
-            changes.push("modprobe.d");
+    // 4. Who overrides whom. kmod reads modprobe.d, then the running kernel's command line
+    // (libkmod-config.c kmod_config_new: the files, then kmod_config_parse_kcmdline), and the
+    // kernel applies the parameters in that order: the command line wins at every load.
+    let name = format!("{m} nested");
+    if let Some(r) = running.as_ref().filter(|r| opposite(r)) {
+        let unknown_origin = !persist.cmdline
+            && persist.modprobe
+            && boot.files.is_empty()
+            && boot_set.iter().all(|b| !opposite(b));
+        if (persist.modprobe || persist.runtime) && !unknown_origin {
+            p.warnings.push(format!(
+                "the running kernel's command line sets {}: kmod applies it after modprobe.d, so until a reboot \
+                 with {} it wins over {} whenever {m} loads{}",
+                r.value.as_deref().map(|x| format!("{cl}={x}")).unwrap_or_else(|| cl.clone()),
+                if persist.cmdline { "the edited boot configuration" } else { "a command line without it" },
+                modprobe::DROP_IN,
+                if persist.runtime { " (the reload now passes nested explicitly, which wins)" } else { "" }
+            ));
+        }
+        if !persist.cmdline && boot_set.iter().all(|b| !opposite(b)) {
+            if unknown_origin {
+                // Where it comes from is unknown, so nestcore cannot change that layer: a
+                // modprobe.d setting would lose to it after the next boot too.
+                p.blockers.push(Blocker::new(
+                    "plan.running_cmdline",
+                    format!(
+                        "the running kernel's command line sets {}, which kmod applies after modprobe.d, and no boot \
+                         loader configuration was found here to change it",
+                        r.value.as_deref().map(|x| format!("{cl}={x}")).unwrap_or_else(|| cl.clone()),
+                    ),
+                    Some(format!(
+                        "remove {cl} where this kernel's command line comes from (the boot loader, a unified kernel \
+                         image, the kernel's built-in command line) and reboot; {} changes the running module now",
+                        d.persist(Persist {
+                            runtime: true,
+                            ..Persist::default()
+                        })
+                    )),
+                ));
+            } else if !boot.files.is_empty() {
+                p.warnings.push(format!(
+                    "no boot loader configuration found here carries the running kernel's {cl}: it came from a \
+                     one-off edit at the boot menu, a unified kernel image or the kernel's built-in command line"
+                ));
+            }
+        }
+    }
+    let boot_opposite: Vec<&Setting> = boot_set.iter().filter(|s| opposite(s)).collect();
+    if !persist.cmdline && !boot_opposite.is_empty() && want == Want::On && !builtin {
+        p.blockers.push(Blocker::new(
+            "plan.overridden",
+            format!(
+                "{} on the kernel command line, which kmod applies after modprobe.d: nested would be off again \
+                 after the next boot",
+                boot_opposite.iter().map(|s| s.shown(&cl)).collect::<Vec<_>>().join("; ")
+            ),
+            Some(format!(
+                "plan again with {} to change the kernel command line too",
+                d.persist(Persist {
+                    cmdline: true,
+                    ..persist
+                })
+            )),
+        ));
+    }
+    if persist.cmdline && !builtin {
+        if let Some(s) = mod_eff.as_ref().filter(|s| opposite(s)) {
+            if !persist.modprobe {
+                p.warnings.push(format!(
+                    "{}: the kernel command line wins over it at every load, but it decides again if {cl} is \
+                     ever removed",
+                    s.shown(&name)
+                ));
+            }
+        }
+    }
+    if persist.runtime && !persist.modprobe && !persist.cmdline {
+        let later: Vec<String> = mod_eff
+            .iter()
+            .filter(|s| opposite(s))
+            .chain(boot_opposite.iter().copied())
+            .map(|s| s.shown(&name))
+            .collect();
+        if !later.is_empty() {
+            p.warnings.push(format!(
+                "only the running module changes: at its next load {} again",
+                later.join("; ")
+            ));
+        }
+    }
+    for dir in modprobe::DIRS {
+        for n in host.read_dir(dir).unwrap_or_default() {
+            if n.ends_with(plan::BACKUP_SUFFIX) {
+                p.warnings.push(format!(
+                    "{dir}/{n} is a backup an older nestcore left where module-init-tools (CentOS 6's modprobe) \
+                     reads every file: remove it, or it may apply its options after nestcore's"
+                ));
+            }
         }
     }
 
-    // Kernel command line.
-    if persist.cmdline {
-        let n = plan_cmdline(host, &m, want, &mut p)?;
-        if n > 0 {
-            changes.push("kernel command line");
+    // 5. The verdict's blockers, or --force.
+    if opts.force {
+        for b in impossible {
+            p.warnings.push(format!("forced past ({}): {b}", d.force()));
         }
+    } else if !impossible.is_empty() {
+        for b in impossible.iter_mut() {
+            let force = format!("{} writes the configuration anyway", d.force());
+            b.remedy = Some(match b.remedy.take() {
+                Some(r) => format!("{r} ({force})"),
+                None => force,
+            });
+        }
+        impossible.append(&mut p.blockers);
+        p.blockers = impossible;
     }
 
     let now = st
         .runtime
         .map(|b| if b { "on" } else { "off" })
         .unwrap_or("unknown");
-    p.summary = if p.actions.is_empty() && p.blockers.is_empty() {
-        format!(
-            "{m} nested is already {} for the layers asked (runtime: {now}): nothing to do.",
-            wanted(want)
-        )
-    } else if !p.blockers.is_empty() {
+    p.summary = if !p.blockers.is_empty() {
         format!(
             "Turning {m} nested {} is blocked (runtime now: {now}).",
+            wanted(want)
+        )
+    } else if p.actions.is_empty() {
+        format!(
+            "{m} nested is already {} for the layers asked (runtime: {now}): nothing to do.",
             wanted(want)
         )
     } else {
@@ -430,17 +800,25 @@ fn wanted(w: Want) -> &'static str {
 }
 
 /// Plans the modprobe.d part; returns the number of actions added.
-fn plan_modprobe(host: &Host, m: &str, want: Want, opts: Options, p: &mut Plan) -> Result<usize> {
+fn plan_modprobe(
+    host: &Host,
+    m: &str,
+    want: Want,
+    opts: Options,
+    cfg: &ModprobeConfig,
+    p: &mut Plan,
+) -> Result<usize> {
     let before = p.actions.len();
     let v = want.value();
-    let cfg = modprobe::load(host)?;
     let contributions = cfg.contributions(m, "nested");
     for c in &contributions {
-        p.warnings.push(format!(
-            "{} sets {m} nested={}",
-            c.location(),
-            c.value.as_deref().unwrap_or("(bare)")
-        ));
+        if c.file != modprobe::DROP_IN {
+            p.notes.push(format!(
+                "{} sets {m} nested={}",
+                c.location(),
+                c.value.as_deref().unwrap_or("(bare)")
+            ));
+        }
     }
     let ok = |o: &modprobe::OptionSource| {
         o.value.as_deref().and_then(modprobe::parse_bool) == Some(want.as_bool())
@@ -462,12 +840,24 @@ fn plan_modprobe(host: &Host, m: &str, want: Want, opts: Options, p: &mut Plan) 
     }
     for c in &conflicts {
         if !opts.neutralise_conflicts {
-            p.blockers.push(format!(
-                "{} sets {m} nested={} and is read after {}: it would win. Remove that line, or plan \
-                 again with neutralise_conflicts to comment it out",
+            p.blockers.push(Blocker::new(
+                "plan.modprobe_conflict",
+                format!(
+                    "{} sets {m} nested={} and is read after {}: it would win",
+                    c.location(),
+                    c.value.as_deref().unwrap_or(""),
+                    modprobe::DROP_IN
+                ),
+                Some(format!(
+                    "remove that line, or plan again with {} to comment it out",
+                    opts.dialect.neutralise_conflicts()
+                )),
+            ));
+        } else {
+            p.notes.push(format!(
+                "{} sets {m} nested={}: neutralised, as asked",
                 c.location(),
-                c.value.as_deref().unwrap_or(""),
-                modprobe::DROP_IN
+                c.value.as_deref().unwrap_or("")
             ));
         }
     }
@@ -577,28 +967,42 @@ const EXTLINUX: [&str; 4] = [
 /// grub.cfg candidates for grub2-mkconfig -o.
 const GRUB_CFG: [&str; 2] = ["/boot/grub2/grub.cfg", "/boot/grub/grub.cfg"];
 
-/// Plans the kernel command-line part; returns the number of actions added.
-fn plan_cmdline(host: &Host, m: &str, want: Want, p: &mut Plan) -> Result<usize> {
-    let before = p.actions.len();
-    let name = cmdline_name(m);
-    let v = want.value();
-    let edit = ArgsEdit::set(&name, v);
-    let reason = format!("{name}={v} on the kernel command line");
-    let mut loaders = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    // Returns false for a file already planned (a symlink such as /etc/grub.conf).
-    let mut push = |p: &mut Plan, path: &str, old: &str, new: String, why: &str| -> bool {
-        if !seen.insert(path.to_string()) {
-            return false;
-        }
-        if let Some(a) = write_action(path, Some(old), new, why.to_string(), When::AfterReboot) {
-            p.actions.push(a);
-        }
-        true
-    };
+/// What one boot loader configuration is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BootKind {
+    /// A BLS entry; `true` when its options come from grubenv's `$kernelopts`.
+    Bls(bool),
+    /// grubenv, for entries with `$kernelopts`.
+    Grubenv,
+    /// `/etc/kernel/cmdline`.
+    KernelCmdline,
+    /// `/etc/default/grub`.
+    Grub2,
+    /// `/etc/default/grub.d/*.cfg`, sourced after it.
+    Grub2Dropin,
+    /// GRUB legacy.
+    GrubLegacy,
+    /// extlinux / syslinux.
+    Extlinux,
+}
 
-    // BLS entries (Fedora/RHEL 8+, systemd-boot).
-    let mut bls_entries = 0;
+/// Every boot loader configuration found on the host, in the order they are planned.
+#[derive(Debug, Default)]
+struct BootFiles {
+    files: Vec<(BootKind, Found)>,
+    /// BLS entries use `$kernelopts` and no grubenv was found.
+    kernelopts_without_grubenv: bool,
+}
+
+fn find_boot_files(host: &Host) -> Result<BootFiles> {
+    let mut b = BootFiles::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |b: &mut BootFiles, kind, f: Found| {
+        // A file reached twice (the symlink /etc/grub.conf) counts once.
+        if seen.insert(f.path.clone()) {
+            b.files.push((kind, f));
+        }
+    };
     let mut needs_kernelopts = false;
     for dir in BLS_DIRS {
         for n in host.read_dir(dir).unwrap_or_default() {
@@ -608,147 +1012,229 @@ fn plan_cmdline(host: &Host, m: &str, want: Want, p: &mut Plan) -> Result<usize>
             let Some(f) = read_config(host, &format!("{dir}/{n}"))? else {
                 continue;
             };
-            bls_entries += 1;
-            let e = bootloader::bls::parse(&f.text);
-            let new = if e.uses_kernelopts() {
-                needs_kernelopts = true;
-                bootloader::bls::edit_entry(&f.text, &edit.removals_only())?
-            } else {
-                bootloader::bls::edit_entry(&f.text, &edit)?
-            };
-            push(p, &f.path, &f.text, new, &reason);
+            let ko = bootloader::bls::parse(&f.text).uses_kernelopts();
+            needs_kernelopts |= ko;
+            add(&mut b, BootKind::Bls(ko), f);
         }
     }
-    if bls_entries > 0 {
-        loaders.push("BLS entries");
-    }
     if needs_kernelopts {
-        let mut done = false;
-        for env in [
+        let mut env = None;
+        for e in [
             "/boot/grub2/grubenv",
             "/boot/efi/EFI/redhat/grubenv",
             "/boot/grub/grubenv",
         ] {
-            if let Some(f) = read_config(host, env)? {
-                let new = bootloader::bls::edit_grubenv(&f.text, bootloader::bls::KERNELOPTS, &edit)?;
-                push(p, &f.path, &f.text, new, &format!("{reason} ($kernelopts)"));
-                done = true;
+            if let Some(f) = read_config(host, e)? {
+                env = Some(f);
                 break;
             }
         }
-        if !done {
-            p.blockers
-                .push("BLS entries use $kernelopts but no grubenv was found".into());
+        match env {
+            Some(f) => add(&mut b, BootKind::Grubenv, f),
+            None => b.kernelopts_without_grubenv = true,
         }
     }
     if let Some(f) = read_config(host, "/etc/kernel/cmdline")? {
-        let new = bootloader::kernel_cmdline::edit(&f.text, &edit)?;
-        push(
-            p,
-            &f.path,
-            &f.text,
-            new,
-            &format!("{reason} (kernels installed later)"),
-        );
-        loaders.push("/etc/kernel/cmdline");
+        add(&mut b, BootKind::KernelCmdline, f);
     }
-
-    // GRUB 2 defaults.
     if let Some(f) = read_config(host, "/etc/default/grub")? {
-        let mut new = bootloader::grub2::edit(&f.text, bootloader::grub2::CMDLINE_VAR, &edit)?;
-        new = bootloader::grub2::edit(
-            &new,
-            bootloader::grub2::CMDLINE_DEFAULT_VAR,
-            &edit.removals_only(),
-        )?;
-        let changed = new != f.text;
-        push(
-            p,
-            &f.path,
-            &f.text,
-            new,
-            &format!("{reason} (GRUB_CMDLINE_LINUX)"),
-        );
+        add(&mut b, BootKind::Grub2, f);
         for n in host.read_dir("/etc/default/grub.d").unwrap_or_default() {
-            if !n.ends_with(".cfg") {
-                continue;
+            if n.ends_with(".cfg") {
+                if let Some(g) = read_config(host, &format!("/etc/default/grub.d/{n}"))? {
+                    add(&mut b, BootKind::Grub2Dropin, g);
+                }
             }
-            let Some(g) = read_config(host, &format!("/etc/default/grub.d/{n}"))? else {
-                continue;
-            };
-            let mut gn =
-                bootloader::grub2::edit(&g.text, bootloader::grub2::CMDLINE_VAR, &edit.removals_only())?;
-            gn = bootloader::grub2::edit(&gn, bootloader::grub2::CMDLINE_DEFAULT_VAR, &edit.removals_only())?;
-            if gn != g.text {
-                push(
-                    p,
-                    &g.path,
-                    &g.text,
-                    gn,
-                    &format!("remove {name} that would override /etc/default/grub"),
-                );
-            }
-        }
-        loaders.push("GRUB 2");
-        let regen = changed
-            || p.actions.iter().any(
-                |a| matches!(a, Action::WriteFile { path, .. } if path.starts_with("/etc/default/grub.d/")),
-            );
-        if bls_entries == 0 && regen {
-            let cmd = if plan::find_program(host, "update-grub").is_some() {
-                Command::new("update-grub", &[])
-            } else {
-                let cfg = GRUB_CFG
-                    .iter()
-                    .map(|s| s.to_string())
-                    .chain(
-                        host.read_dir("/boot/efi/EFI")
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|d| format!("/boot/efi/EFI/{d}/grub.cfg")),
-                    )
-                    .find(|c| host.exists(c))
-                    .unwrap_or_else(|| "/boot/grub2/grub.cfg".to_string());
-                let prog = if plan::find_program(host, "grub2-mkconfig").is_some() || cfg.contains("grub2") {
-                    "grub2-mkconfig"
-                } else {
-                    "grub-mkconfig"
-                };
-                Command::new(prog, &["-o", &cfg])
-            };
-            p.actions.push(Action::Run {
-                command: cmd,
-                reason: "regenerate grub.cfg from /etc/default/grub".into(),
-                when: When::AfterReboot,
-            });
         }
     }
-
-    // GRUB legacy.
     for path in GRUB_LEGACY {
         if let Some(f) = read_config(host, path)? {
-            let new = bootloader::grub_legacy::edit(&f.text, &Selection::all_linux(), &edit)?;
-            if push(p, &f.path, &f.text, new, &format!("{reason} (every kernel line)")) {
-                loaders.push("GRUB legacy");
+            add(&mut b, BootKind::GrubLegacy, f);
+        }
+    }
+    for path in EXTLINUX {
+        if let Some(f) = read_config(host, path)? {
+            add(&mut b, BootKind::Extlinux, f);
+        }
+    }
+    Ok(b)
+}
+
+/// Where the boot configurations set `name` (`kvm-intel.nested`), as the kernel will read it:
+/// one setting per file (per entry for GRUB legacy and extlinux). A value nestcore cannot read
+/// (shell expansion in /etc/default/grub) is left out; editing it is refused later.
+fn boot_settings(b: &BootFiles, name: &str) -> Vec<Setting> {
+    use bootloader::{bls, extlinux, grub2, grub_legacy, kernel_cmdline};
+    let mut out = Vec::new();
+    let mut push = |source: String, c: &Cmdline| {
+        if let Some(value) = c.get(name) {
+            out.push(Setting {
+                source,
+                value: value.map(str::to_string),
+            });
+        }
+    };
+    for (kind, f) in &b.files {
+        match kind {
+            BootKind::Bls(false) => {
+                if let Some(o) = bls::parse(&f.text).options {
+                    push(f.path.clone(), &Cmdline::parse(&o));
+                }
+            }
+            BootKind::Bls(true) => {}
+            BootKind::Grubenv => {
+                if let Some((_, v)) = bls::grubenv_vars(&f.text)
+                    .into_iter()
+                    .find(|(k, _)| k == bls::KERNELOPTS)
+                {
+                    push(format!("{} ($kernelopts)", f.path), &Cmdline::parse(&v));
+                }
+            }
+            BootKind::KernelCmdline => push(f.path.clone(), &kernel_cmdline::parse(&f.text)),
+            BootKind::Grub2 | BootKind::Grub2Dropin => {
+                // GRUB_CMDLINE_LINUX_DEFAULT follows GRUB_CMDLINE_LINUX on the kernel line.
+                for var in [grub2::CMDLINE_DEFAULT_VAR, grub2::CMDLINE_VAR] {
+                    if let Ok(Some(c)) = grub2::cmdline(&f.text, var) {
+                        if c.get(name).is_some() {
+                            push(format!("{} ({var})", f.path), &c);
+                            break;
+                        }
+                    }
+                }
+            }
+            BootKind::GrubLegacy => {
+                for (title, c) in grub_legacy::cmdlines(&f.text, &Selection::all_linux()) {
+                    push(format!("{} (entry {title:?})", f.path), &c);
+                }
+            }
+            BootKind::Extlinux => {
+                for (title, c) in extlinux::cmdlines(&f.text, &Selection::all_linux()) {
+                    push(format!("{} (label {title:?})", f.path), &c);
+                }
             }
         }
     }
-    // extlinux.
-    for path in EXTLINUX {
-        if let Some(f) = read_config(host, path)? {
-            let new = bootloader::extlinux::edit(&f.text, &Selection::all_linux(), &edit)?;
-            if push(p, &f.path, &f.text, new, &format!("{reason} (every append line)")) {
+    out
+}
+
+/// Plans the kernel command-line part; returns the number of actions added.
+fn plan_cmdline(host: &Host, m: &str, want: Want, boot: &BootFiles, p: &mut Plan) -> Result<usize> {
+    use bootloader::{bls, extlinux, grub2, grub_legacy, kernel_cmdline};
+    let before = p.actions.len();
+    let name = cmdline_name(m);
+    let v = want.value();
+    let edit = ArgsEdit::set(&name, v);
+    let reason = format!("{name}={v} on the kernel command line");
+    let mut loaders: Vec<&str> = Vec::new();
+    let push = |p: &mut Plan, f: &Found, new: String, why: String| {
+        if let Some(a) = write_action(&f.path, Some(&f.text), new, why, When::AfterReboot) {
+            p.actions.push(a);
+        }
+    };
+    let bls_entries = boot
+        .files
+        .iter()
+        .filter(|(k, _)| matches!(k, BootKind::Bls(_)))
+        .count();
+    let mut grub2_regen = false;
+    for (kind, f) in &boot.files {
+        match kind {
+            BootKind::Bls(kernelopts) => {
+                let new = if *kernelopts {
+                    bls::edit_entry(&f.text, &edit.removals_only())?
+                } else {
+                    bls::edit_entry(&f.text, &edit)?
+                };
+                push(p, f, new, reason.clone());
+                if !loaders.contains(&"BLS entries") {
+                    loaders.push("BLS entries");
+                }
+            }
+            BootKind::Grubenv => {
+                let new = bls::edit_grubenv(&f.text, bls::KERNELOPTS, &edit)?;
+                push(p, f, new, format!("{reason} ($kernelopts)"));
+            }
+            BootKind::KernelCmdline => {
+                let new = kernel_cmdline::edit(&f.text, &edit)?;
+                push(p, f, new, format!("{reason} (kernels installed later)"));
+                loaders.push("/etc/kernel/cmdline");
+            }
+            BootKind::Grub2 => {
+                let mut new = grub2::edit(&f.text, grub2::CMDLINE_VAR, &edit)?;
+                new = grub2::edit(&new, grub2::CMDLINE_DEFAULT_VAR, &edit.removals_only())?;
+                grub2_regen |= new != f.text;
+                push(p, f, new, format!("{reason} (GRUB_CMDLINE_LINUX)"));
+                loaders.push("GRUB 2");
+            }
+            BootKind::Grub2Dropin => {
+                let mut gn = grub2::edit(&f.text, grub2::CMDLINE_VAR, &edit.removals_only())?;
+                gn = grub2::edit(&gn, grub2::CMDLINE_DEFAULT_VAR, &edit.removals_only())?;
+                grub2_regen |= gn != f.text;
+                push(
+                    p,
+                    f,
+                    gn,
+                    format!("remove {name} that would override /etc/default/grub"),
+                );
+            }
+            BootKind::GrubLegacy => {
+                let new = grub_legacy::edit(&f.text, &Selection::all_linux(), &edit)?;
+                push(p, f, new, format!("{reason} (every kernel line)"));
+                loaders.push("GRUB legacy");
+            }
+            BootKind::Extlinux => {
+                let new = extlinux::edit(&f.text, &Selection::all_linux(), &edit)?;
+                push(p, f, new, format!("{reason} (every append line)"));
                 loaders.push("extlinux");
             }
         }
     }
+    if boot.kernelopts_without_grubenv {
+        p.blockers.push(Blocker::new(
+            "plan.kernelopts_without_grubenv",
+            "BLS entries use $kernelopts but no grubenv was found",
+            Some(format!(
+                "set {name}={v} in the entries' options by hand (or restore /boot/grub2/grubenv)"
+            )),
+        ));
+    }
+    if bls_entries == 0 && grub2_regen {
+        let cmd = if plan::find_program(host, "update-grub").is_some() {
+            Command::new("update-grub", &[])
+        } else {
+            let cfg = GRUB_CFG
+                .iter()
+                .map(|s| s.to_string())
+                .chain(
+                    host.read_dir("/boot/efi/EFI")
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|d| format!("/boot/efi/EFI/{d}/grub.cfg")),
+                )
+                .find(|c| host.exists(c))
+                .unwrap_or_else(|| "/boot/grub2/grub.cfg".to_string());
+            let prog = if plan::find_program(host, "grub2-mkconfig").is_some() || cfg.contains("grub2") {
+                "grub2-mkconfig"
+            } else {
+                "grub-mkconfig"
+            };
+            Command::new(prog, &["-o", &cfg])
+        };
+        p.actions.push(Action::Run {
+            command: cmd,
+            reason: "regenerate grub.cfg from /etc/default/grub".into(),
+            when: When::AfterReboot,
+        });
+    }
     if loaders.is_empty() {
-        p.blockers.push(format!(
+        p.blockers.push(Blocker::new(
+            "plan.no_boot_loader",
             "No boot loader configuration found (looked for BLS entries, /etc/kernel/cmdline, /etc/default/grub, \
-             grub.conf/menu.lst, extlinux.conf): add {name}={v} to the kernel command line by hand"
+             grub.conf/menu.lst, extlinux.conf)",
+            Some(format!("add {name}={v} to the kernel command line by hand")),
         ));
     } else {
-        p.warnings
+        p.notes
             .push(format!("kernel command line found in: {}", loaders.join(", ")));
     }
     if p.actions.len() > before {
@@ -758,9 +1244,235 @@ fn plan_cmdline(host: &Host, m: &str, want: Want, p: &mut Plan) -> Result<usize>
     Ok(p.actions.len() - before)
 }
 
+/// The plan that puts back exactly what the last apply recorded in the store changed: every
+/// file it edited restored byte for byte (with its mode and owner), every file it created
+/// removed, every module it reloaded reloaded with the value before, and the same boot
+/// configuration and initramfs programs run again. Nothing is changed until the plan is
+/// applied; applying it marks the transaction undone, so a second undo has nothing to do.
+///
+/// A file changed since the apply is a blocker (undo would lose that change), as is a copy
+/// missing from the store. No transaction, or one already undone, gives an empty plan.
+///
+/// # Errors
+/// [`Error::Io`] / [`Error::Parse`] when the manifest cannot be read.
+pub fn plan_undo(host: &Host) -> Result<Plan> {
+    use crate::backup::{read_manifest, sha256, transactions, TxState, STORE};
+    let mut p = Plan::default();
+    // The last transaction with a manifest: a folder without one is an apply killed before it
+    // wrote anything (the manifest comes before the first target).
+    let mut last = None;
+    for id in transactions(host).into_iter().rev() {
+        let manifest = format!("{STORE}/{id}/{}", crate::backup::MANIFEST);
+        if !host.exists(&manifest) {
+            p.notes.push(format!(
+                "{STORE}/{id} has no manifest (an apply stopped before it changed anything): skipped"
+            ));
+            continue;
+        }
+        last = Some(read_manifest(host, &id)?);
+        break;
+    }
+    let Some(m) = last else {
+        p.summary = format!("Nothing to undo: no apply is recorded in {STORE}.");
+        return Ok(p);
+    };
+    p.notes.push(format!(
+        "the last apply is {} ({}): {}",
+        m.dir(),
+        match m.state {
+            TxState::Pending => "it did not finish",
+            TxState::Applied => "applied",
+            TxState::Undone => "already undone",
+        },
+        m.summary
+    ));
+    if m.state == TxState::Undone {
+        p.summary = format!("Nothing to undo: the last apply ({}) was already undone.", m.id);
+        return Ok(p);
+    }
+    let (mut restored, mut removed) = (0, 0);
+    for f in m.files.iter().rev() {
+        let current = match host.read_bytes(&f.path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&f.path, e)),
+        };
+        let cur_sha = current.as_deref().map(sha256);
+        let before_sha = f.before.as_ref().map(|o| o.sha256.clone());
+        if cur_sha == before_sha {
+            continue; // already as before (an apply killed before this file)
+        }
+        if cur_sha != f.after_sha256 {
+            p.blockers.push(Blocker::new(
+                "plan.changed_since_apply",
+                format!(
+                    "{} changed since apply {} wrote it: undoing would lose that change",
+                    f.path, m.id
+                ),
+                Some(match f.before.as_ref().and_then(|o| o.copy.clone()) {
+                    Some(c) => format!("compare it with the original in {c} and put it back by hand"),
+                    None => format!("put {} back by hand", f.path),
+                }),
+            ));
+            continue;
+        }
+        let old = current
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        match &f.before {
+            None => {
+                let Some(old) = old else { continue };
+                removed += 1;
+                p.actions.push(Action::RemoveFile {
+                    diff: plan::removal_diff(&f.path, &old),
+                    path: f.path.clone(),
+                    old,
+                    reason: format!("apply {} created it", m.id),
+                    when: undo_when(&f.path),
+                });
+            }
+            Some(orig) => {
+                let original = match (&orig.generated, &orig.copy) {
+                    (Some(g), _) => modprobe::drop_in_text(&g.module, &g.value),
+                    (None, Some(c)) => match host.read_bytes(c) {
+                        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                        Err(e) => {
+                            p.blockers.push(Blocker::new(
+                                "plan.backup_missing",
+                                format!("the original of {} cannot be read from {c}: {e}", f.path),
+                                None,
+                            ));
+                            continue;
+                        }
+                    },
+                    (None, None) => continue,
+                };
+                if sha256(original.as_bytes()) != orig.sha256 {
+                    p.blockers.push(Blocker::new(
+                        "plan.backup_missing",
+                        format!(
+                            "the original of {} in {} does not match its manifest",
+                            f.path,
+                            m.dir()
+                        ),
+                        None,
+                    ));
+                    continue;
+                }
+                restored += 1;
+                p.actions.push(Action::WriteFile {
+                    diff: unified_diff(&f.path, old.as_deref(), &original),
+                    path: f.path.clone(),
+                    old,
+                    new: original,
+                    reason: format!("put back as it was before apply {}", m.id),
+                    when: undo_when(&f.path),
+                });
+            }
+        }
+    }
+    let mut reloads = Vec::new();
+    for mc in &m.modules {
+        match (&mc.before, mc.was_loaded) {
+            (Some(before), true) => {
+                p.actions.push(Action::ReloadModule {
+                    module: mc.module.clone(),
+                    params: vec![(mc.param.clone(), before.clone())],
+                    previous: Some(mc.after.clone()),
+                    loaded: true,
+                    reason: format!("{} {} was {before} before apply {}", mc.module, mc.param, m.id),
+                });
+                p.verify = modprobe::parse_bool(before).map(|want| plan::Verify {
+                    path: format!("/sys/module/{}/parameters/{}", mc.module, mc.param),
+                    want,
+                });
+                reloads.push(format!("{} reloaded with {}={before}", mc.module, mc.param));
+            }
+            _ => p.notes.push(format!(
+                "{} was not loaded before apply {}: it stays loaded (modprobe -r {} unloads it)",
+                mc.module, m.id, mc.module
+            )),
+        }
+    }
+    let wrote_any = p.actions.iter().any(|a| a.path().is_some());
+    if wrote_any {
+        for c in &m.commands {
+            let Some((program, args)) = c.split_first() else {
+                continue;
+            };
+            p.actions.push(Action::Run {
+                command: Command {
+                    program: program.clone(),
+                    args: args.to_vec(),
+                },
+                reason: "regenerate from the restored configuration".into(),
+                when: When::AfterReboot,
+            });
+        }
+    }
+    for r in &reloads {
+        p.timeline.push((When::Now, r.clone()));
+    }
+    if p.actions
+        .iter()
+        .any(|a| a.path().is_some_and(|x| undo_when(x) == When::AfterReload))
+    {
+        p.timeline.push((
+            When::AfterReload,
+            "the module loads with the modprobe.d options it had before".into(),
+        ));
+    }
+    if wrote_any {
+        p.timeline.push((
+            When::AfterReboot,
+            "the host boots with the configuration it had before".into(),
+        ));
+    }
+    p.undoes = Some(m.id.clone());
+    p.summary = if !p.blockers.is_empty() {
+        format!("Undoing apply {} is blocked.", m.id)
+    } else if p.actions.is_empty() {
+        format!(
+            "Nothing to undo: every file of apply {} is already as it was before.",
+            m.id
+        )
+    } else {
+        let mut parts = Vec::new();
+        if restored > 0 {
+            parts.push(format!(
+                "restore {restored} file{}",
+                if restored == 1 { "" } else { "s" }
+            ));
+        }
+        if removed > 0 {
+            parts.push(format!(
+                "remove {removed} file{}",
+                if removed == 1 { "" } else { "s" }
+            ));
+        }
+        parts.extend(reloads);
+        format!(
+            "Undo apply {} ({}): {}.",
+            m.id,
+            m.summary.trim_end_matches('.'),
+            parts.join(", ")
+        )
+    };
+    Ok(p)
+}
+
+/// When putting `path` back takes effect.
+fn undo_when(path: &str) -> When {
+    if path.contains("/modprobe.d/") {
+        When::AfterReload
+    } else {
+        When::AfterReboot
+    }
+}
+
 /// What `nestcore enable` prints and its exit code: 0 when the host is (or, after `apply`,
-/// ends) as wanted, 1 when not (a plan not applied, or blocked). `persist` defaults to
-/// `modprobe`.
+/// ends) as wanted, 1 when not (a plan not applied, blocked, or applied past the verdict's
+/// blockers with `force`). `persist` defaults to `modprobe`.
 ///
 /// # Errors
 /// As [`plan()`] and [`Plan::apply`].
@@ -775,7 +1487,7 @@ pub fn enable_cli(
     enable_cli_with(host, off, persist, apply, json, Options::default(), exec)
 }
 
-/// [`enable_cli`] with [`Options`] (`--neutralise-conflicts`).
+/// [`enable_cli`] with [`Options`] (`--neutralise-conflicts`, `--force`).
 ///
 /// # Errors
 /// As [`enable_cli`].
@@ -795,13 +1507,40 @@ pub fn enable_cli_with(
         Persist::from_names(persist)?
     };
     let plan = plan_with(host, want, persist, opts)?;
+    let forced = plan.warnings.iter().any(|w| w.starts_with("forced past"));
+    print_plan(host, &plan, apply, json, forced, exec)
+}
+
+/// What `nestcore enable --undo` prints and its exit code: the plan that puts back what the last
+/// apply changed ([`plan_undo`]), carried out with `apply`. 0 when there is
+/// nothing (left) to undo or the undo was applied, 1 when the plan is shown but not applied,
+/// or blocked.
+///
+/// # Errors
+/// As [`plan_undo`] and [`Plan::apply`].
+pub fn undo_cli(host: &Host, apply: bool, json: bool, exec: &dyn Executor) -> Result<(String, i32)> {
+    let plan = plan_undo(host)?;
+    print_plan(host, &plan, apply, json, false, exec)
+}
+
+/// Shows `plan`, applies it when asked and possible, and gives the exit code.
+fn print_plan(
+    host: &Host,
+    plan: &Plan,
+    apply: bool,
+    json: bool,
+    forced: bool,
+    exec: &dyn Executor,
+) -> Result<(String, i32)> {
     let blocked = !plan.blockers.is_empty();
     let report = if apply && !blocked && !plan.is_empty() {
         Some(plan.apply(host, exec)?)
     } else {
         None
     };
-    let code = if plan.is_empty() && !blocked || report.is_some() {
+    let code = if forced || blocked {
+        1
+    } else if plan.is_empty() || report.is_some() {
         0
     } else {
         1
@@ -816,7 +1555,7 @@ pub fn enable_cli_with(
             exit_code: i32,
         }
         let v = Output {
-            plan: &plan,
+            plan,
             report: report.as_ref(),
             exit_code: code,
         };
@@ -827,12 +1566,19 @@ pub fn enable_cli_with(
             Some(r) => {
                 s.push_str("\nApplied:\n");
                 for w in &r.written {
+                    let what = if w.removed {
+                        "removed"
+                    } else if w.created {
+                        "created"
+                    } else {
+                        "wrote"
+                    };
                     s.push_str(&format!(
-                        "  wrote {}{}\n",
+                        "  {what} {}{}\n",
                         w.path,
                         w.backup
                             .as_ref()
-                            .map(|b| format!(" (original saved as {b})"))
+                            .map(|b| format!(" (original kept as {b})"))
                             .unwrap_or_default()
                     ));
                 }
@@ -846,6 +1592,19 @@ pub fn enable_cli_with(
                 }
                 if r.verified == Some(true) {
                     s.push_str("  verified: the module parameter reads as wanted\n");
+                }
+                if let Some(t) = &r.transaction {
+                    s.push_str(&format!(
+                        "  recorded in {t}: `nestcore enable --undo` puts it back\n"
+                    ));
+                }
+                if let Some(id) = &r.undone {
+                    s.push_str(&format!("  apply {id} is undone\n"));
+                }
+                if forced {
+                    s.push_str(
+                        "  applied past the blockers (--force): nesting still cannot work on this host\n",
+                    );
                 }
             }
             None if !plan.is_empty() && !blocked => {
@@ -939,7 +1698,11 @@ mod tests {
         assert!(v["report"].is_null());
         let (text, code) = enable_cli(&h, false, &["cmdline"], true, false, &exec).unwrap();
         assert_eq!(code, 0, "{text}");
-        assert!(text.contains("original saved as /etc/kernel/cmdline.nestcore-bak"));
+        assert!(
+            text.contains("original kept as /var/lib/nestcore/backup/0001/files/etc/kernel/cmdline"),
+            "{text}"
+        );
+        assert!(!d.path().join("etc/kernel/cmdline.nestcore-bak").exists());
         let (_, code) = enable_cli(&h, false, &["cmdline"], false, false, &exec).unwrap();
         assert_eq!(code, 0);
         // Off undoes it by writing 0 (the kernel default is on).

@@ -6,7 +6,10 @@
 //! - writes only under the host's root, resolving every path component itself (a symlink that
 //!   leads out of the root, or a symlink in the place of the file to write, is refused);
 //! - writes every file atomically: a temporary file in the same folder, fsync, rename, fsync of
-//!   the folder; mode and owner kept; the original saved once as `<file>.nestcore-bak`;
+//!   the folder; mode and owner kept;
+//! - keeps what it changed in the backup store ([`crate::backup`], `/var/lib/nestcore/backup`
+//!   under the root, never beside the file where a consumer would read it): each original,
+//!   and a manifest that [`crate::nested::plan_undo`] reads back;
 //! - is all-or-nothing across files: when a later step fails, what was written is restored and
 //!   the error lists it;
 //! - is idempotent: a file that already holds the new content is left alone;
@@ -14,8 +17,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -24,7 +27,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::Host;
 
-/// The suffix of the backup nestcore keeps of a file it changed (the first original only).
+/// The suffix of the backup [`write_in_place`] (`nestcore kargs --in-place`) keeps beside the one
+/// file it was asked to edit (the first original only). [`Plan::apply`] uses the backup store
+/// ([`crate::backup`]) instead; older versions of nestcore put such files next to what they
+/// changed.
 pub const BACKUP_SUFFIX: &str = ".nestcore-bak";
 
 /// When a change takes effect.
@@ -104,6 +110,19 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Remove a file (an undo of a file an apply created).
+    RemoveFile {
+        /// The path as the host sees it.
+        path: String,
+        /// Its content at planning time.
+        old: String,
+        /// Unified diff from old to nothing.
+        diff: String,
+        /// Why.
+        reason: String,
+        /// When it takes effect.
+        when: When,
+    },
     /// Run a program (regenerate a boot configuration or an initramfs).
     Run {
         /// The command.
@@ -119,7 +138,7 @@ impl Action {
     /// The commands this action runs.
     pub fn commands(&self) -> Vec<Command> {
         match self {
-            Action::WriteFile { .. } => Vec::new(),
+            Action::WriteFile { .. } | Action::RemoveFile { .. } => Vec::new(),
             Action::ReloadModule {
                 module,
                 params,
@@ -151,11 +170,71 @@ impl Action {
                     if old.is_some() { "edit" } else { "create" }
                 )
             }
+            Action::RemoveFile { path, reason, .. } => format!("remove {path}: {reason}"),
             Action::ReloadModule { reason, .. } | Action::Run { reason, .. } => {
                 let cmds: Vec<String> = self.commands().iter().map(|c| c.to_string()).collect();
                 format!("run `{}`: {reason}", cmds.join("` then `"))
             }
         }
+    }
+}
+
+impl Action {
+    /// The file this action writes or removes, if it is a file action.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Action::WriteFile { path, .. } | Action::RemoveFile { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The unified diff of a file action.
+    pub fn diff(&self) -> Option<&str> {
+        match self {
+            Action::WriteFile { diff, .. } | Action::RemoveFile { diff, .. } => Some(diff),
+            _ => None,
+        }
+    }
+}
+
+/// Why a plan cannot be applied as it is, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocker {
+    /// A stable code: the verdict's finding code when the verdict says nesting cannot work here
+    /// (`cpu.firmware_disabled`, `cpu.extension_missing`, `cpu.extension_hidden_by_hypervisor`,
+    /// `kvm.pvm_backend`), else the planner's (`plan.modprobe_conflict`, `plan.no_boot_loader`,
+    /// `plan.kernelopts_without_grubenv`, `plan.builtin_module`, `plan.overridden`,
+    /// `plan.no_vendor_module`, `plan.running_cmdline`, `plan.changed_since_apply`,
+    /// `plan.backup_missing`), and for the fixes of `nestcore guests` `guests.nova_managed`,
+    /// `guests.uneditable`, `guests.kvm_unusable`, `guests.no_definition_file`,
+    /// `guests.definition_differs`, `guests.missing_file`, `guests.args_override`,
+    /// `guests.not_a_vmid`.
+    pub code: String,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// What to do about it.
+    pub remedy: Option<String>,
+}
+
+impl Blocker {
+    /// A blocker.
+    pub fn new(code: &str, reason: impl Into<String>, remedy: Option<String>) -> Blocker {
+        Blocker {
+            code: code.to_string(),
+            reason: reason.into(),
+            remedy,
+        }
+    }
+}
+
+impl std::fmt::Display for Blocker {
+    /// The reason, then the remedy: `reason. Remedy: remedy`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)?;
+        if let Some(r) = &self.remedy {
+            write!(f, ". Remedy: {r}")?;
+        }
+        Ok(())
     }
 }
 
@@ -177,23 +256,37 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// What is true now, after a module reload, and after a reboot.
     pub timeline: Vec<(When, String)>,
-    /// What the planner noticed (conflicts that the plan overrides, evidence, caveats).
+    /// Information: how the planner decided (the vendor module and its evidence, where the
+    /// kernel command line lives, layers included because they set the opposite).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// What deserves attention: conflicts the plan overrides, another layer that will override
+    /// the one the plan writes, blockers forced past.
     pub warnings: Vec<String>,
     /// Why the plan cannot be applied as it is; [`Plan::apply`] refuses while there are any.
-    pub blockers: Vec<String>,
+    pub blockers: Vec<Blocker>,
     /// Checked after the actions ran.
     pub verify: Option<Verify>,
+    /// For an undo ([`crate::nested::plan_undo`]): the transaction of the backup store it puts
+    /// back; applying marks it undone instead of recording a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
 }
 
-/// A file written by [`Plan::apply`].
+/// A file written (or removed) by [`Plan::apply`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Written {
     /// The path as the host sees it.
     pub path: String,
-    /// The backup of the original (as the host sees it), when there was an original.
+    /// The copy of the original in the backup store (as the host sees it), when there was an
+    /// original that is not nestcore's own text (that one is regenerated) and the plan is not
+    /// an undo.
     pub backup: Option<String>,
     /// Whether the file was created.
     pub created: bool,
+    /// Whether the file was removed (an undo of a created file).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 /// A program run by [`Plan::apply`].
@@ -220,6 +313,11 @@ pub struct ApplyReport {
     pub rolled_back: Vec<String>,
     /// The result of [`Plan::verify`], when there was one.
     pub verified: Option<bool>,
+    /// The manifest of the backup store's transaction that records this apply (as the host sees
+    /// it), `None` when nothing changed or for an undo.
+    pub transaction: Option<String>,
+    /// For an undo: the transaction put back (and marked undone).
+    pub undone: Option<String>,
 }
 
 impl ApplyReport {
@@ -478,64 +576,22 @@ impl FaultHook for FailNth {
 /// [`Error::InvalidInput`] for a relative path or `..` in `abs`; [`Error::Unsupported`] for a
 /// symlink that escapes the root, a symlink loop, or a symlink in the place of the file.
 pub fn resolve_under_root(root: &Path, abs: &str) -> Result<PathBuf> {
-    if !abs.starts_with('/') {
-        return Err(Error::InvalidInput(format!("Path {abs:?} is not absolute")));
+    use crate::host::resolve::{self, Failure, Mode};
+    match resolve::resolve(root, abs, Mode::Write) {
+        Ok(c) => Ok(resolve::real_path(root, &c)),
+        Err(Failure::Relative) => Err(Error::InvalidInput(format!("Path {abs:?} is not absolute"))),
+        Err(Failure::Dots) => Err(Error::InvalidInput(format!(
+            "Path {abs:?} must not contain . or .."
+        ))),
+        Err(Failure::LeavesRoot) => Err(Error::Unsupported(format!(
+            "{abs} leads out of the root through a symlink"
+        ))),
+        Err(Failure::FinalSymlink) => Err(Error::Unsupported(format!(
+            "{abs} is a symlink: nestcore does not write through symlinks"
+        ))),
+        Err(Failure::Loop) => Err(Error::Unsupported(format!("Too many symlinks resolving {abs}"))),
+        Err(Failure::Io(real, e)) => Err(Error::io(real, e)),
     }
-    let mut todo: Vec<String> = Vec::new();
-    for c in Path::new(abs).components().rev() {
-        match c {
-            Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-            Component::RootDir => {}
-            _ => {
-                return Err(Error::InvalidInput(format!(
-                    "Path {abs:?} must not contain . or .."
-                )))
-            }
-        }
-    }
-    let mut cur: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        let last = todo.is_empty();
-        let mut real = root.to_path_buf();
-        real.extend(&cur);
-        real.push(&c);
-        match fs::symlink_metadata(&real) {
-            Ok(m) if m.file_type().is_symlink() => {
-                if last {
-                    return Err(Error::Unsupported(format!(
-                        "{abs} is a symlink: nestcore does not write through symlinks"
-                    )));
-                }
-                links += 1;
-                if links > 40 {
-                    return Err(Error::Unsupported(format!("Too many symlinks resolving {abs}")));
-                }
-                let target = fs::read_link(&real).map_err(|e| Error::io(&real, e))?;
-                if target.is_absolute() {
-                    cur.clear();
-                }
-                for tc in target.components().rev() {
-                    match tc {
-                        Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                        Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            _ if c == ".." => {
-                if cur.pop().is_none() {
-                    return Err(Error::Unsupported(format!(
-                        "{abs} leads out of the root through a symlink"
-                    )));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    let mut real = root.to_path_buf();
-    real.extend(&cur);
-    Ok(real)
 }
 
 /// The content of the regular file `real`, `None` when it does not exist. Anything else in its
@@ -643,22 +699,128 @@ fn sweep_temps(real: &Path) {
     }
 }
 
-/// One file write that can be undone.
+/// One file change that can be undone: a target, or a file of the backup store.
 struct Journal {
     host_path: String,
     real: PathBuf,
     previous: Option<(Vec<u8>, Meta)>,
-    backup_created: Option<PathBuf>,
 }
 
-/// Makes the folders of `real` (below `root`) exist.
+/// Makes the folders of `real` (below `root`) exist, 0755 whatever the umask.
 fn ensure_dir(real: &Path, hook: &dyn FaultHook) -> io::Result<()> {
     let Some(dir) = real.parent() else { return Ok(()) };
     if dir.is_dir() {
         return Ok(());
     }
     hook.check(FsOp::Mkdir, dir)?;
-    fs::create_dir_all(dir)
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)
+}
+
+/// A transaction of the backup store being written: its folder (removed again when the apply
+/// fails) and its manifest.
+struct Txn {
+    real: PathBuf,
+    manifest: crate::backup::Manifest,
+}
+
+impl Txn {
+    /// Creates the next numbered folder of the store (exclusively: a concurrent apply takes
+    /// the next number).
+    fn begin(root: &Path, summary: &str, hook: &dyn FaultHook) -> Result<Txn> {
+        use crate::backup::{Manifest, TxState, FORMAT, STORE};
+        let store = resolve_under_root(root, STORE)?;
+        if !store.is_dir() {
+            hook.check(FsOp::Mkdir, &store).map_err(|e| Error::io(STORE, e))?;
+            // /var/lib as any system has it (0755, whatever the umask); nestcore's own folders
+            // readable by root only: the originals keep their modes, the folders hide them.
+            if let Some(lib) = store.parent().and_then(Path::parent) {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(lib)
+                    .map_err(|e| Error::io(STORE, e))?;
+            }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&store)
+                .map_err(|e| Error::io(STORE, e))?;
+        }
+        let mut next = fs::read_dir(&store)
+            .map_err(|e| Error::io(STORE, e))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        loop {
+            let id = format!("{next:04}");
+            let real = store.join(&id);
+            hook.check(FsOp::Mkdir, &real).map_err(|e| Error::io(STORE, e))?;
+            match std::fs::DirBuilder::new().mode(0o700).create(&real) {
+                Ok(()) => {
+                    return Ok(Txn {
+                        real,
+                        manifest: Manifest {
+                            format: FORMAT,
+                            id,
+                            state: TxState::Pending,
+                            summary: summary.to_string(),
+                            files: Vec::new(),
+                            modules: Vec::new(),
+                            commands: Vec::new(),
+                            deferred: false,
+                        },
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => next += 1,
+                Err(e) => return Err(Error::io(format!("{STORE}/{id}"), e)),
+            }
+        }
+    }
+
+    /// Keeps the original of `path` in the store; returns where, as the host sees it.
+    fn save(&self, path: &str, bytes: &[u8], meta: Meta, hook: &dyn FaultHook) -> Result<String> {
+        let host = crate::backup::copy_path(&self.manifest.id, path);
+        let real = self.real.join("files").join(path.trim_start_matches('/'));
+        ensure_dir(&real, hook).map_err(|e| Error::io(&host, e))?;
+        atomic_write(&real, bytes, Some(meta), hook).map_err(|e| Error::io(&host, e))?;
+        Ok(host)
+    }
+
+    /// Writes the manifest (atomically).
+    fn write_manifest(&self, hook: &dyn FaultHook) -> Result<()> {
+        let host = format!("{}/{}", self.manifest.dir(), crate::backup::MANIFEST);
+        let json = serde_json::to_string_pretty(&self.manifest)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?
+            + "\n";
+        let meta = Meta {
+            mode: 0o600,
+            uid: u32::MAX,
+            gid: u32::MAX,
+        };
+        atomic_write(
+            &self.real.join(crate::backup::MANIFEST),
+            json.as_bytes(),
+            Some(meta),
+            hook,
+        )
+        .map_err(|e| Error::io(&host, e))
+    }
+
+    /// Removes the transaction (the apply failed).
+    fn abort(self) {
+        let _ = fs::remove_dir_all(&self.real);
+    }
+}
+
+/// A target file, resolved and checked before anything is written.
+struct Target {
+    path: String,
+    real: PathBuf,
+    current: Option<Vec<u8>>,
+    /// The new content; `None` removes the file.
+    new: Option<String>,
 }
 
 impl Plan {
@@ -667,12 +829,13 @@ impl Plan {
         self.actions.is_empty()
     }
 
-    /// A human-readable rendering: summary, actions with diffs, timeline, warnings, blockers.
+    /// A human-readable rendering: summary, actions with diffs, timeline, notes, warnings,
+    /// blockers (each with its remedy).
     pub fn render(&self) -> String {
         let mut s = format!("{}\n", self.summary);
         for (i, a) in self.actions.iter().enumerate() {
             s.push_str(&format!("\n{}. {}\n", i + 1, a.describe()));
-            if let Action::WriteFile { diff, .. } = a {
+            if let Some(diff) = a.diff() {
                 s.push_str(diff);
             }
         }
@@ -688,11 +851,17 @@ impl Plan {
                 s.push_str(&format!("  {w}: {t}\n"));
             }
         }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
         for w in &self.warnings {
             s.push_str(&format!("warning: {w}\n"));
         }
         for b in &self.blockers {
-            s.push_str(&format!("blocked: {b}\n"));
+            s.push_str(&format!("blocked: {}\n", b.reason));
+            if let Some(r) = &b.remedy {
+                s.push_str(&format!("  remedy: {r}\n"));
+            }
         }
         s
     }
@@ -715,72 +884,125 @@ impl Plan {
         if !self.blockers.is_empty() {
             return Err(Error::Unsupported(format!(
                 "The plan is blocked: {}",
-                self.blockers.join("; ")
+                self.blockers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )));
         }
         let root = host.root().to_path_buf();
         let mut report = ApplyReport::default();
         // 1. Resolve and check every target before writing anything.
-        let mut todo = Vec::new();
+        let mut todo: Vec<Target> = Vec::new();
         for a in &self.actions {
-            let Action::WriteFile { path, old, new, .. } = a else {
-                continue;
+            let (path, old, new) = match a {
+                Action::WriteFile { path, old, new, .. } => (path, old.as_deref(), Some(new.as_str())),
+                Action::RemoveFile { path, old, .. } => (path, Some(old.as_str()), None),
+                _ => continue,
             };
             let real = resolve_under_root(&root, path)?;
-            let backup = resolve_under_root(&root, &format!("{path}{BACKUP_SUFFIX}"))?;
             let current = read_regular(&real).map_err(|e| match e.kind() {
                 io::ErrorKind::InvalidInput => Error::Unsupported(format!("{path} is not a regular file")),
                 _ => Error::io(path, e),
             })?;
-            if current.as_deref() == Some(new.as_bytes()) {
+            if current.as_deref() == new.map(str::as_bytes) {
                 report.unchanged.push(path.clone());
                 continue;
             }
-            if current.as_deref() != old.as_ref().map(|o| o.as_bytes()) {
+            if current.as_deref() != old.map(str::as_bytes) {
                 return Err(Error::InvalidInput(format!(
                     "{path} changed since the plan was made: plan again"
                 )));
             }
-            todo.push((path.clone(), real, backup, new.clone()));
-        }
-        // 2. Write, journaling what to undo.
-        let mut journal: Vec<Journal> = Vec::new();
-        for (path, real, backup, new) in &todo {
-            if let Err(e) = write_one(path, real, backup, new, hook, &mut journal, &root) {
-                let rolled = rollback(&mut journal, hook);
-                return Err(Error::Apply {
-                    step: format!("writing {path}"),
-                    rolled_back: rolled,
-                    source: Box::new(e),
-                });
-            }
-            let j = journal.last();
-            report.written.push(Written {
+            todo.push(Target {
                 path: path.clone(),
-                backup: j
-                    .and_then(|j| j.previous.as_ref())
-                    .map(|_| format!("{path}{BACKUP_SUFFIX}")),
-                created: j.is_some_and(|j| j.previous.is_none()),
+                real,
+                current,
+                new: new.map(str::to_string),
             });
         }
-        // 3. Programs: boot configuration and initramfs first, the runtime reload last.
-        let mut runs: Vec<&Action> = self
-            .actions
-            .iter()
-            .filter(|a| !matches!(a, Action::WriteFile { .. }))
-            .collect();
-        runs.sort_by_key(|a| matches!(a, Action::ReloadModule { .. }));
-        for a in runs {
-            if let Err(e) = run_action(a, host, exec, &mut report) {
-                let rolled = rollback(&mut journal, hook);
-                return Err(Error::Apply {
-                    step: a.describe(),
-                    rolled_back: rolled,
-                    source: Box::new(e),
-                });
+        let runs: Vec<&Action> = {
+            // Programs: boot configuration and initramfs first, the runtime reload last. A
+            // module whose parameters already read as wanted is not reloaded again.
+            let mut r: Vec<&Action> = Vec::new();
+            for a in self.actions.iter().filter(|a| a.path().is_none()) {
+                match reloaded_already(host, a) {
+                    Some(sysfs) => report.unchanged.extend(sysfs),
+                    None => r.push(a),
+                }
+            }
+            r.sort_by_key(|a| matches!(a, Action::ReloadModule { .. }));
+            r
+        };
+        // 2. The backup store: a new transaction with every original, before the first target
+        // (an undo instead marks its transaction undone at the end).
+        let fail = |txn: Option<Txn>, journal: &mut Vec<Journal>, step: String, e: Error| {
+            let rolled = rollback(journal, hook);
+            if let Some(t) = txn {
+                t.abort();
+            }
+            Error::Apply {
+                step,
+                rolled_back: rolled,
+                source: Box::new(e),
+            }
+        };
+        let mut journal: Vec<Journal> = Vec::new();
+        // A transaction records what can be undone: files changed, modules reloaded. Programs
+        // alone (regenerating what an earlier apply already wrote) record nothing.
+        let undoable = !todo.is_empty() || runs.iter().any(|a| matches!(a, Action::ReloadModule { .. }));
+        let mut txn = match (&self.undoes, undoable) {
+            (None, true) => match Txn::begin(&root, &self.summary, hook) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return Err(fail(
+                        None,
+                        &mut journal,
+                        "creating the backup store's transaction".into(),
+                        e,
+                    ))
+                }
+            },
+            _ => None,
+        };
+        if let Some(t) = txn.as_mut() {
+            if let Err(e) = record(t, &todo, &runs, exec.defers(), hook) {
+                return Err(fail(
+                    txn,
+                    &mut journal,
+                    "keeping the originals in the backup store".into(),
+                    e,
+                ));
             }
         }
-        // 4. Verify (nothing to verify when the reload was deferred).
+        // 3. Write, journaling what to undo.
+        for t in &todo {
+            if let Err(e) = write_one(t, hook, &mut journal) {
+                return Err(fail(txn, &mut journal, format!("writing {}", t.path), e));
+            }
+            let backup = txn.as_ref().and_then(|x| {
+                x.manifest
+                    .files
+                    .iter()
+                    .find(|f| f.path == t.path)
+                    .and_then(|f| f.before.as_ref())
+                    .and_then(|o| o.copy.clone())
+            });
+            report.written.push(Written {
+                path: t.path.clone(),
+                backup,
+                created: t.current.is_none(),
+                removed: t.new.is_none(),
+            });
+        }
+        // 4. Programs.
+        for a in runs {
+            if let Err(e) = run_action(a, host, exec, &mut report) {
+                return Err(fail(txn, &mut journal, a.describe(), e));
+            }
+        }
+        // 5. Verify (nothing to verify when the reload was deferred).
         if let (Some(v), false) = (&self.verify, exec.defers()) {
             let got = host
                 .read_trimmed(&v.path)
@@ -788,33 +1010,142 @@ impl Plan {
                 .and_then(|s| crate::modprobe::parse_bool(&s));
             report.verified = Some(got == Some(v.want));
             if got != Some(v.want) {
-                let rolled = rollback(&mut journal, hook);
-                return Err(Error::Apply {
-                    step: format!("verifying {}", v.path),
-                    rolled_back: rolled,
-                    source: Box::new(Error::Unsupported(format!(
-                        "{} reads {:?} after the reload, wanted {}",
-                        v.path,
-                        got,
-                        if v.want { "Y/1" } else { "N/0" }
-                    ))),
-                });
+                let e = Error::Unsupported(format!(
+                    "{} reads {:?} after the reload, wanted {}",
+                    v.path,
+                    got,
+                    if v.want { "Y/1" } else { "N/0" }
+                ));
+                return Err(fail(txn, &mut journal, format!("verifying {}", v.path), e));
             }
+        }
+        // 6. The store says it finished (or, for an undo, that its transaction is undone).
+        if let Some(t) = txn.as_mut() {
+            t.manifest.state = crate::backup::TxState::Applied;
+            if let Err(e) = t.write_manifest(hook) {
+                return Err(fail(
+                    txn,
+                    &mut journal,
+                    "completing the backup store's manifest".into(),
+                    e,
+                ));
+            }
+            report.transaction = Some(format!("{}/{}", t.manifest.dir(), crate::backup::MANIFEST));
+        }
+        if let Some(id) = &self.undoes {
+            if let Err(e) = mark_undone(host, &root, id, hook) {
+                return Err(fail(None, &mut journal, format!("marking apply {id} undone"), e));
+            }
+            report.undone = Some(id.clone());
         }
         Ok(report)
     }
 }
 
-fn write_one(
-    path: &str,
-    real: &Path,
-    backup: &Path,
-    new: &str,
+/// For a module reload whose every parameter already reads as wanted (a plan applied again):
+/// the sysfs files that say so.
+fn reloaded_already(host: &Host, a: &Action) -> Option<Vec<String>> {
+    let Action::ReloadModule { module, params, .. } = a else {
+        return None;
+    };
+    let files: Vec<String> = params
+        .iter()
+        .map(|(p, _)| format!("/sys/module/{module}/parameters/{p}"))
+        .collect();
+    let done = params.iter().zip(&files).all(|((_, want), f)| {
+        let now = host.read_trimmed(f).ok();
+        let b = |v: &str| crate::modprobe::parse_bool(v);
+        now.as_deref().and_then(b).is_some() && now.as_deref().and_then(b) == b(want)
+    });
+    done.then_some(files)
+}
+
+/// Fills the transaction's manifest (originals copied, except nestcore's own text) and writes
+/// it, state pending, before the first target.
+fn record(
+    t: &mut Txn,
+    todo: &[Target],
+    runs: &[&Action],
+    deferred: bool,
     hook: &dyn FaultHook,
-    journal: &mut Vec<Journal>,
-    root: &Path,
 ) -> Result<()> {
-    let _ = root;
+    use crate::backup::{sha256, FileChange, Generated, ModuleChange, Original};
+    for target in todo {
+        let before = match &target.current {
+            None => None,
+            Some(bytes) => {
+                let m = fs::symlink_metadata(&target.real).map_err(|e| Error::io(&target.path, e))?;
+                let meta = meta_of(&m);
+                let generated = (target.path == crate::modprobe::DROP_IN)
+                    .then(|| crate::modprobe::own_drop_in(&String::from_utf8_lossy(bytes)))
+                    .flatten()
+                    .map(|(module, value)| Generated { module, value });
+                let copy = match generated {
+                    Some(_) => None,
+                    None => Some(t.save(&target.path, bytes, meta, hook)?),
+                };
+                Some(Original {
+                    sha256: sha256(bytes),
+                    mode: meta.mode,
+                    uid: meta.uid,
+                    gid: meta.gid,
+                    copy,
+                    generated,
+                })
+            }
+        };
+        t.manifest.files.push(FileChange {
+            path: target.path.clone(),
+            before,
+            after_sha256: target.new.as_deref().map(|n| sha256(n.as_bytes())),
+        });
+    }
+    for a in runs {
+        match a {
+            Action::ReloadModule {
+                module,
+                params,
+                previous,
+                loaded,
+                ..
+            } => {
+                for (param, value) in params {
+                    t.manifest.modules.push(ModuleChange {
+                        module: module.clone(),
+                        param: param.clone(),
+                        before: previous.clone(),
+                        after: value.clone(),
+                        was_loaded: *loaded,
+                    });
+                }
+            }
+            Action::Run { command, .. } => t.manifest.commands.push(
+                std::iter::once(command.program.clone())
+                    .chain(command.args.iter().cloned())
+                    .collect(),
+            ),
+            _ => {}
+        }
+    }
+    t.manifest.deferred = deferred;
+    t.write_manifest(hook)
+}
+
+/// Marks transaction `id` of the store undone (its manifest rewritten atomically).
+fn mark_undone(host: &Host, root: &Path, id: &str, hook: &dyn FaultHook) -> Result<()> {
+    let mut m = crate::backup::read_manifest(host, id)?;
+    m.state = crate::backup::TxState::Undone;
+    let real = resolve_under_root(root, &format!("{}/{}", m.dir(), crate::backup::MANIFEST))?;
+    let t = Txn {
+        real: real.parent().map(Path::to_path_buf).unwrap_or_default(),
+        manifest: m,
+    };
+    t.write_manifest(hook)
+}
+
+fn write_one(t: &Target, hook: &dyn FaultHook, journal: &mut Vec<Journal>) -> Result<()> {
+    let path = t.path.as_str();
+    let real = t.real.as_path();
     sweep_temps(real);
     let previous = match fs::symlink_metadata(real) {
         Ok(m) if m.is_file() => Some((fs::read(real).map_err(|e| Error::io(path, e))?, meta_of(&m))),
@@ -822,38 +1153,34 @@ fn write_one(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(path, e)),
     };
-    let mut entry = Journal {
+    if previous.is_none() {
+        ensure_dir(real, hook).map_err(|e| Error::io(path, e))?;
+    }
+    let meta = previous.as_ref().map(|p| p.1);
+    // Journal before the change: a failure after it (fsync of the folder) still needs undoing.
+    journal.push(Journal {
         host_path: path.to_string(),
         real: real.to_path_buf(),
         previous,
-        backup_created: None,
-    };
-    if let Some((bytes, meta)) = &entry.previous {
-        match fs::symlink_metadata(backup) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Err(e) = atomic_write(backup, bytes, Some(*meta), hook) {
-                    // It did not exist before: a backup renamed into place whose folder sync
-                    // then failed must not stay behind.
-                    let _ = fs::remove_file(backup);
-                    return Err(Error::io(backup, e));
-                }
-                entry.backup_created = Some(backup.to_path_buf());
-            }
-            Ok(m) if m.is_file() => {} // keep the first original
-            Ok(_) => {
-                return Err(Error::Unsupported(format!(
-                    "{path}{BACKUP_SUFFIX} exists and is not a regular file"
-                )))
-            }
-            Err(e) => return Err(Error::io(backup, e)),
-        }
-    } else {
-        ensure_dir(real, hook).map_err(|e| Error::io(path, e))?;
+    });
+    match &t.new {
+        Some(new) => atomic_write(real, new.as_bytes(), meta, hook).map_err(|e| Error::io(path, e)),
+        None => remove_file(real, hook).map_err(|e| Error::io(path, e)),
     }
-    let meta = entry.previous.as_ref().map(|p| p.1);
-    // Journal before the rename: a failure after it (fsync of the folder) still needs undoing.
-    journal.push(entry);
-    atomic_write(real, new.as_bytes(), meta, hook).map_err(|e| Error::io(path, e))
+}
+
+/// Removes `real` and syncs its folder.
+fn remove_file(real: &Path, hook: &dyn FaultHook) -> io::Result<()> {
+    hook.check(FsOp::Remove, real)?;
+    match fs::remove_file(real) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        r => r?,
+    }
+    let dir = real
+        .parent()
+        .ok_or_else(|| io::Error::other("no parent folder"))?;
+    hook.check(FsOp::FsyncDir, dir)?;
+    File::open(dir)?.sync_all()
 }
 
 /// Restores journaled files in reverse order; returns the host paths restored (a restore that
@@ -874,9 +1201,6 @@ fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
                 r => r,
             },
         };
-        if let Some(b) = &j.backup_created {
-            let _ = fs::remove_file(b);
-        }
         match res {
             Ok(()) => out.push(j.host_path),
             Err(e) => out.push(format!("{} (restore failed: {e})", j.host_path)),
@@ -965,6 +1289,13 @@ pub fn write_in_place(path: &Path, new: &str) -> Result<Option<PathBuf>> {
     }
     atomic_write(path, new.as_bytes(), Some(meta_of(&m)), &NoFaults).map_err(|e| Error::io(path, e))?;
     Ok(Some(backup))
+}
+
+/// The unified diff of removing `path` (whose content is `old`): every line removed, to
+/// `/dev/null`.
+pub fn removal_diff(path: &str, old: &str) -> String {
+    let d = unified_diff(path, Some(old), "");
+    d.replacen(&format!("+++ {path}\n"), "+++ /dev/null\n", 1)
 }
 
 /// A unified diff (3 lines of context) from `old` to `new`, labelled with `path`.
@@ -1127,17 +1458,42 @@ mod tests {
         let r = plan.apply(&host, &exec).unwrap();
         assert_eq!(r.written.len(), 2);
         assert_eq!(fs::read_to_string(d.path().join("etc/a")).unwrap(), "new\n");
+        // The original is in the backup store, never beside the file.
+        assert!(!d.path().join("etc/a.nestcore-bak").exists());
+        let store = d.path().join("var/lib/nestcore/backup/0001");
+        assert_eq!(fs::read_to_string(store.join("files/etc/a")).unwrap(), "old\n");
         assert_eq!(
-            fs::read_to_string(d.path().join("etc/a.nestcore-bak")).unwrap(),
-            "old\n"
+            r.written[0].backup.as_deref(),
+            Some("/var/lib/nestcore/backup/0001/files/etc/a")
         );
+        assert_eq!(r.written[1].backup, None);
+        assert!(r.written[1].created);
+        assert_eq!(
+            r.transaction.as_deref(),
+            Some("/var/lib/nestcore/backup/0001/manifest.json")
+        );
+        let m = crate::backup::read_manifest(&host, "0001").unwrap();
+        assert_eq!(m.state, crate::backup::TxState::Applied);
+        assert_eq!(m.files.len(), 2);
+        assert_eq!(m.files[0].before.as_ref().unwrap().mode, 0o640);
+        assert_eq!(
+            m.files[0].after_sha256.as_deref(),
+            Some(crate::backup::sha256(b"new\n").as_str())
+        );
+        assert!(m.files[1].before.is_none());
         assert_eq!(
             fs::metadata(d.path().join("etc/a")).unwrap().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            fs::metadata(store.join("files/etc/a")).unwrap().mode() & 0o777,
             0o640
         );
         let again = plan.apply(&host, &exec).unwrap();
         assert!(again.is_noop());
         assert_eq!(again.unchanged.len(), 2);
+        assert_eq!(again.transaction, None, "nothing changed: no transaction");
+        assert_eq!(crate::backup::transactions(&host), vec!["0001"]);
     }
 
     #[test]
@@ -1162,7 +1518,7 @@ mod tests {
             crate::ErrorKind::Unsupported
         );
         let p = Plan {
-            blockers: vec!["no".into()],
+            blockers: vec![Blocker::new("test", "no", None)],
             ..Plan::default()
         };
         assert!(p.apply(&host, &exec).is_err());

@@ -19,10 +19,13 @@ pub const REPORT_FILE: &str = "nestcore-report.json";
 pub struct Snapshot {
     /// The folder.
     pub dir: PathBuf,
-    /// Files written (paths as the host sees them).
+    /// The host's files recorded (paths as the host sees them).
     pub files: Vec<String>,
     /// The CPUID dump, when the host has CPUID.
     pub cpuid: Option<PathBuf>,
+    /// Every file written into the folder, sorted: the recorded files, the empty markers that
+    /// stand for folder entries and paths found to exist, the CPUID dump and the report.
+    pub written: Vec<PathBuf>,
 }
 
 /// Leaves worth recording: the basic and extended ranges up to their max, and the hypervisor
@@ -160,6 +163,7 @@ pub fn snapshot(dir: &Path) -> Result<Snapshot> {
     let host = Host::live().recording();
     let report = crate::check(&host);
     let mut files = Vec::new();
+    let mut written = Vec::new();
     let recorded = host.take_recorded();
     // Folders first, so that files inside them land in real folders.
     for r in &recorded {
@@ -174,7 +178,7 @@ pub fn snapshot(dir: &Path) -> Result<Snapshot> {
     for r in &recorded {
         match r {
             Recorded::File(p, content) => {
-                write(dir, p, &sanitize(p, content))?;
+                written.push(write(dir, p, &sanitize(p, content))?);
                 files.push(p.clone());
             }
             Recorded::Dir(p, names) => {
@@ -182,13 +186,13 @@ pub fn snapshot(dir: &Path) -> Result<Snapshot> {
                 for n in names {
                     let child = format!("{p}/{n}");
                     if !dir.join(child.trim_start_matches('/')).exists() && !n.contains('/') {
-                        write(dir, &child, b"")?;
+                        written.push(write(dir, &child, b"")?);
                     }
                 }
             }
             Recorded::Exists(p, false) => {
                 if !dir.join(p.trim_start_matches('/')).exists() {
-                    write(dir, p, b"")?;
+                    written.push(write(dir, p, b"")?);
                 }
             }
             Recorded::Exists(_, true) => {}
@@ -196,25 +200,32 @@ pub fn snapshot(dir: &Path) -> Result<Snapshot> {
     }
     if report.kvm.device.state != crate::kvm::DeviceState::Absent {
         // A presence marker: recorded hosts are never opened.
-        write(dir, "/dev/kvm", b"")?;
+        written.push(write(dir, "/dev/kvm", b"")?);
         files.push("/dev/kvm".into());
     }
     let cpuid = match dump_live_cpuid(&host) {
         Some(d) => {
             let p = dir.join(CPUID_FILE);
             std::fs::write(&p, d.to_json()).map_err(|e| Error::io(&p, e))?;
+            written.push(p.clone());
             Some(p)
         }
         None => None,
     };
     let rp = dir.join(REPORT_FILE);
     std::fs::write(&rp, report.to_json()).map_err(|e| Error::io(&rp, e))?;
+    written.push(rp);
     files.sort();
     files.dedup();
+    // A folder in the place of a recorded file is not a file written.
+    written.retain(|p| p.is_file());
+    written.sort();
+    written.dedup();
     Ok(Snapshot {
         dir: dir.to_path_buf(),
         files,
         cpuid,
+        written,
     })
 }
 

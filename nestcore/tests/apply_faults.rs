@@ -279,13 +279,21 @@ fn planted_symlinks_never_lead_a_write_outside() {
                     _ => None,
                 })
                 .collect();
+            // Reads stay inside the root too (issue 13, item 7): the planner never saw the
+            // outside files' content, and names no path outside the root.
+            let shown = serde_json::to_string(&plan).unwrap();
+            assert!(!shown.contains("precious") && !shown.contains("quiet"), "{shown}");
+            assert!(writes.iter().all(|p| !p.contains("outside")), "{writes:?}");
             let res = plan.apply(&host, &RecordingExecutor::new());
             if writes
                 .iter()
                 .any(|p| p == "/etc/modprobe.d/nestcore-kvm.conf" || p == "/etc/default/grub")
             {
                 let e = res.expect_err("a write through a planted symlink was accepted");
-                assert!(e.to_string().contains("symlink"), "{e}");
+                assert!(
+                    e.to_string().contains("symlink") || !plan.blockers.is_empty(),
+                    "{e}"
+                );
             }
             assert_eq!(snapshot(&outside), outside_before, "{persist}: outside changed");
             assert!(fs::symlink_metadata(&dropin).unwrap().file_type().is_symlink());
@@ -390,6 +398,18 @@ fn modes_new_files_0644_edited_files_keep_theirs() {
     }
     assert!(created >= 1, "{r:?}");
     assert_eq!(mode(&cmdline), 0o600);
+    // The backup store: /var/lib as any system has it, nestcore's folders for root only,
+    // whatever the umask; nothing in it world-writable.
+    assert_eq!(mode(&root.join("var/lib")), 0o755);
+    assert_eq!(mode(&root.join("var/lib/nestcore")), 0o700);
+    assert_eq!(mode(&root.join("var/lib/nestcore/backup")), 0o700);
+    assert_eq!(
+        mode(&root.join("var/lib/nestcore/backup/0001/manifest.json")),
+        0o600
+    );
+    let copy = root.join("var/lib/nestcore/backup/0001/files/etc/kernel/cmdline");
+    assert_eq!(mode(&copy), 0o600, "the copy keeps the original's mode");
+    assert_eq!(mode(&root.join("var/lib/nestcore/backup/0001/files/etc")), 0o755);
 }
 
 /// Every command any plan of the enable fixtures would run is a bare program name (found by

@@ -1,7 +1,7 @@
 //! kill -9 during `Plan::apply`: the test binary re-executes itself as a child that applies a
 //! four-file plan to a copy of the fedora-bls fixture, and the parent kills it at random
 //! moments (at least 200 times, at most about a minute). Every target file must afterwards hold
-//! exactly its old or its new content.
+//! exactly its old or its new content, and `plan_undo` must then give back every original.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -123,6 +123,20 @@ fn kill_during_apply_never_leaves_a_partial_file() {
         }
         if news > 0 && news < targets.len() {
             killed_mid += 1;
+        }
+        // Whatever the kill left (the backup store's transaction pending, or none yet), undo
+        // gives back every original.
+        let host = Host::from_root(&root).unwrap();
+        let undo = nested::plan_undo(&host).unwrap();
+        assert!(undo.blockers.is_empty(), "run {runs}: {}", undo.render());
+        undo.apply(&host, &RecordingExecutor::new()).unwrap();
+        for (p, (old, _)) in &targets {
+            let got = fs::read_to_string(root.join(p.trim_start_matches('/'))).ok();
+            assert_eq!(
+                got.as_deref(),
+                old.as_deref(),
+                "run {runs}: {p} not restored by undo"
+            );
         }
         let _ = fs::remove_dir_all(&root);
         runs += 1;

@@ -388,3 +388,66 @@ fn kargs_edits_like_grubby() {
     let out = nestcore(&["kargs", "--config", c, "--loader", "lilo"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Issue 13, the exact command of the report: `--args $'"x\ninitrd /evil"'` wrote a new
+/// `initrd /evil"` line into grub.conf and exited 0. Now every loader refuses it (exit 2, the
+/// character named on standard error), prints nothing and leaves the file alone with --in-place.
+#[test]
+fn kargs_refuses_control_characters_in_every_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = [
+        (
+            "grub",
+            "grub.conf",
+            "default=0\ntitle L\n\troot (hd0,0)\n\tkernel /vmlinuz-1 ro\n\tinitrd /initrd-1\n",
+        ),
+        ("grub2", "grub", "GRUB_CMDLINE_LINUX=\"ro\"\n"),
+        ("bls", "entry.conf", "title T\nlinux /vmlinuz\noptions ro\n"),
+        (
+            "extlinux",
+            "extlinux.conf",
+            "label l\n  kernel /vmlinuz\n  append ro\n",
+        ),
+        ("kernel-cmdline", "cmdline", "ro\n"),
+    ];
+    for (loader, name, text) in configs {
+        let cfg = dir.path().join(name);
+        std::fs::write(&cfg, text).unwrap();
+        let c = cfg.to_str().unwrap();
+        for arg in ["\"x\ninitrd /evil\"", "x\rinitrd", "a=\u{1b}[2J"] {
+            for extra in [&[][..], &["--in-place"][..]] {
+                let mut args = vec![
+                    "kargs",
+                    "--config",
+                    c,
+                    "--loader",
+                    loader,
+                    "--update-kernel",
+                    "ALL",
+                    "--args",
+                    arg,
+                ];
+                args.extend_from_slice(extra);
+                let out = nestcore(&args);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{loader} {arg:?}: {err}");
+                assert!(
+                    out.stdout.is_empty(),
+                    "{loader}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+                assert!(err.contains("control character U+00"), "{loader}: {err}");
+                assert_eq!(
+                    std::fs::read_to_string(&cfg).unwrap(),
+                    text,
+                    "{loader}: the file changed"
+                );
+            }
+        }
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().count()
+                == configs.iter().position(|x| x.0 == loader).unwrap() + 1,
+            "no backup or temporary file"
+        );
+    }
+}

@@ -2,9 +2,12 @@
 //!
 //! Each tests/fixtures/enable/<name>/ holds `root/` (a host laid out like `/`), `case.txt`
 //! (want, persist, executor, neutralise) and the goldens: `plan.txt` (the rendered plan, or
-//! the error), `commands.txt` (programs run) and `expected/` (the root after apply).
+//! the error), `commands.txt` (programs run), `expected/` (the root after apply, the backup
+//! store left out) and `undo.txt` (the plan that puts it back).
 //! The plan is applied to a temporary copy; planning again must give an empty plan and applying
-//! the same plan again must write nothing. `NESTCORE_BLESS=1` rewrites the goldens.
+//! the same plan again must write nothing. The backup store must hold every original and
+//! nothing may appear beside the files changed; the undo must then give back the root byte for
+//! byte. `NESTCORE_BLESS=1` rewrites the goldens.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -40,7 +43,10 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// path -> content ("-> target" for symlinks).
+/// The backup store, relative to the root.
+const STORE: &str = "var/lib/nestcore/backup";
+
+/// path -> content ("-> target" for symlinks), the backup store left out.
 fn snapshot(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         let Ok(rd) = fs::read_dir(dir) else { return };
@@ -48,6 +54,9 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             let e = e.unwrap();
             let t = e.file_type().unwrap();
             let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if rel.starts_with(STORE) {
+                continue;
+            }
             if t.is_symlink() {
                 out.insert(rel, format!("-> {}", fs::read_link(e.path()).unwrap().display()));
             } else if t.is_dir() {
@@ -185,19 +194,25 @@ fn run_case(dir: &Path, failures: &mut Vec<String>) {
     if bless() {
         let _ = fs::remove_dir_all(&expected_dir);
         copy_tree(&root, &expected_dir);
+        let _ = fs::remove_dir_all(expected_dir.join("var/lib/nestcore"));
+        let _ = fs::remove_dir(expected_dir.join("var/lib"));
+        let _ = fs::remove_dir(expected_dir.join("var"));
     } else {
         let d = diff_trees(&snapshot(&expected_dir), &after);
         if !d.is_empty() {
             failures.push(format!("{}: tree after apply:\n{}", dir.display(), d.join("\n")));
         }
     }
+    let report = applied.unwrap();
+    check_store(dir, &host, &root, &before, &after, &report, failures);
     // Idempotence: the same plan again writes nothing; a new plan is empty.
     let again = plan.apply(&host, &exec).unwrap();
-    if !again.written.is_empty() {
+    if !again.written.is_empty() || again.transaction.is_some() {
         failures.push(format!(
-            "{}: second apply wrote {:?}",
+            "{}: second apply wrote {:?} (transaction {:?})",
             dir.display(),
-            again.written
+            again.written,
+            again.transaction
         ));
     }
     if plan.blockers.is_empty() {
@@ -211,6 +226,116 @@ fn run_case(dir: &Path, failures: &mut Vec<String>) {
         }
     }
     assert_eq!(snapshot(&root).len(), after.len());
+
+    // Undo: the root comes back byte for byte, the fake sysfs included when the reload worked.
+    let undo = nestcore::nested::plan_undo(&host).unwrap();
+    golden(&dir.join("undo.txt"), &undo.render(), failures);
+    if let Err(e) = undo.apply(&host, &exec) {
+        failures.push(format!("{}: undo failed: {e}", dir.display()));
+        return;
+    }
+    let undone = snapshot(&root);
+    let d = diff_trees(&before, &undone);
+    if !d.is_empty() {
+        failures.push(format!("{}: tree after undo:\n{}", dir.display(), d.join("\n")));
+    }
+    if report.transaction.is_some() {
+        let m = nestcore::backup::read_manifest(&host, "0001").unwrap();
+        if m.state != nestcore::backup::TxState::Undone {
+            failures.push(format!(
+                "{}: the transaction is {:?} after undo",
+                dir.display(),
+                m.state
+            ));
+        }
+    }
+    let twice = nestcore::nested::plan_undo(&host).unwrap();
+    if !twice.is_empty() || !twice.blockers.is_empty() {
+        failures.push(format!(
+            "{}: a second undo is not empty:\n{}",
+            dir.display(),
+            twice.render()
+        ));
+    }
+}
+
+/// The backup store after a successful apply: one transaction whose manifest lists exactly the
+/// files written, with every original copied (or nestcore's own text) and the right hashes;
+/// and nothing new beside the files changed (no backup where a consumer scans).
+fn check_store(
+    dir: &Path,
+    host: &Host,
+    root: &Path,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    report: &nestcore::plan::ApplyReport,
+    failures: &mut Vec<String>,
+) {
+    use nestcore::backup::{self, sha256, TxState};
+    let name = dir.display();
+    let changed: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v) && !k.starts_with("sys/"))
+        .map(|(k, _)| format!("/{k}"))
+        .collect();
+    let written: Vec<String> = report.written.iter().map(|w| w.path.clone()).collect();
+    let mut sorted = written.clone();
+    sorted.sort();
+    if changed != sorted {
+        failures.push(format!("{name}: files changed {changed:?}, reported {sorted:?}"));
+    }
+    if after
+        .keys()
+        .any(|k| k.contains(".nestcore-bak") || k.contains("nestcore-tmp"))
+    {
+        failures.push(format!(
+            "{name}: a backup or temporary file beside a target: {:?}",
+            after.keys()
+        ));
+    }
+    let txs = backup::transactions(host);
+    if written.is_empty() {
+        return;
+    }
+    if txs != ["0001"] {
+        failures.push(format!("{name}: transactions {txs:?}"));
+        return;
+    }
+    let m = backup::read_manifest(host, "0001").unwrap();
+    let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    if paths != written.iter().map(String::as_str).collect::<Vec<_>>() || m.state != TxState::Applied {
+        failures.push(format!("{name}: manifest {m:?} for {written:?}"));
+    }
+    for f in &m.files {
+        let rel = f.path.trim_start_matches('/');
+        let now = fs::read(root.join(rel)).unwrap();
+        if f.after_sha256.as_deref() != Some(sha256(&now).as_str()) {
+            failures.push(format!("{name}: {} after_sha256 is not its content", f.path));
+        }
+        match (&f.before, before.get(rel)) {
+            (None, None) => {}
+            (Some(o), Some(old)) => {
+                if o.sha256 != sha256(old.as_bytes()) {
+                    failures.push(format!("{name}: {} before sha256 is not the original", f.path));
+                }
+                match (&o.copy, &o.generated) {
+                    (Some(c), None) => {
+                        let copy = fs::read_to_string(root.join(c.trim_start_matches('/'))).unwrap();
+                        if &copy != old {
+                            failures.push(format!("{name}: the copy {c} is not the original"));
+                        }
+                    }
+                    (None, Some(g)) => {
+                        if &nestcore::modprobe::drop_in_text(&g.module, &g.value) != old {
+                            failures.push(format!("{name}: {} regenerates wrong", f.path));
+                        }
+                    }
+                    other => failures.push(format!("{name}: {} original {other:?}", f.path)),
+                }
+            }
+            other => failures.push(format!("{name}: {} before {other:?}", f.path)),
+        }
+    }
 }
 
 #[test]

@@ -25,6 +25,15 @@ proptest! {
     #[test]
     fn hostile_model_names_are_text(name in "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\r\u{fffe}\u{ffff}]{1,40}") {
         prop_assume!(!name.trim().is_empty());
+        // A control character (tab, newline, DEL, C1) is never written into a domain: refused,
+        // and named (issue 13).
+        if let Some(c) = name.chars().find(|c| c.is_control()) {
+            let e = Cpu::custom(&name).unwrap_err();
+            prop_assert_eq!(e.kind(), nestcore::ErrorKind::InvalidInput);
+            let code = format!("U+{:04X}", u32::from(c));
+            prop_assert!(e.to_string().contains(&code), "{}", e);
+            return Ok(());
+        }
         let cpu = Cpu::custom(&name).unwrap().with_feature(Policy::Disable, "vmx").unwrap();
         let xml = cpu.to_xml();
         // Exactly one element of each kind: nothing was injected.

@@ -437,7 +437,9 @@ fn edits_are_exactly_the_documented_forms() {
         .unwrap();
     assert_eq!(inst.managed_by.as_deref(), Some("nova"));
     assert_eq!(inst.id.as_deref(), Some("2f1d9a5e-3c4b-4e6f-8a7b-9c0d1e2f3a4b"));
-    assert!(inst.fix.as_ref().unwrap().blockers[0].contains("openstack server reboot --hard 2f1d9a5e"));
+    assert!(inst.fix.as_ref().unwrap().blockers[0]
+        .to_string()
+        .contains("openstack server reboot --hard 2f1d9a5e"));
 }
 
 fn virsh_validates(file: &Path) -> Result<(), String> {
@@ -639,7 +641,9 @@ fn libvirt_api_through_a_recorded_virsh() {
     assert_eq!(g("hostmodel").gets_extension, Some(true));
     // A domain only libvirt knows: judged, not editable.
     assert_eq!(g("transient").path, None);
-    assert!(g("transient").fix.as_ref().unwrap().blockers[0].contains("no definition file"));
+    let b = &g("transient").fix.as_ref().unwrap().blockers[0];
+    assert_eq!(b.code, "guests.no_definition_file");
+    assert!(b.reason.contains("no definition file"));
     // Files libvirt does not list are still judged from the file.
     assert_eq!(g("nocpu").read_from, guests::ReadFrom::File);
     assert!(exec
@@ -656,7 +660,9 @@ fn libvirt_api_through_a_recorded_virsh() {
     });
     let r = guests::scan(&host, &report, &Options::with_virsh(&exec2));
     let e = r.guests.iter().find(|g| g.name == "epyc").unwrap();
-    assert!(e.fix.as_ref().unwrap().blockers[0].contains("differs from the definition libvirt holds"));
+    let b = &e.fix.as_ref().unwrap().blockers[0];
+    assert_eq!(b.code, "guests.definition_differs");
+    assert!(b.reason.contains("differs from the definition libvirt holds"));
 
     // Only the line breaks of the <cpu> differ: the same definition, the fix goes ahead.
     let reflowed = std::fs::read_to_string(dir.join("etc/libvirt/qemu/epyc.xml"))

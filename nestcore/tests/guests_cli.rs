@@ -107,10 +107,21 @@ fn apply_carries_the_fixes_out_and_lists_the_programs() {
     assert_eq!(lacking, vec!["broken", "network"]);
     let edited = std::fs::read_to_string(root.path().join("etc/libvirt/qemu/nocpu.xml")).unwrap();
     assert!(edited.contains("<feature policy='require' name='vmx'/>"));
-    assert!(root
+    // The original is kept in the backup store, not beside the file in the folder libvirt scans.
+    assert!(!root
         .path()
         .join("etc/libvirt/qemu/nocpu.xml.nestcore-bak")
         .exists());
+    let original =
+        std::fs::read(common::guests_dir().join("libvirt-intel/root/etc/libvirt/qemu/nocpu.xml")).unwrap();
+    let store = root.path().join("var/lib/nestcore/backup");
+    let saved: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("files/etc/libvirt/qemu/nocpu.xml"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(saved.len(), 1, "one transaction keeps nocpu.xml: {saved:?}");
+    assert_eq!(std::fs::read(&saved[0]).unwrap(), original);
     // Text: the deferred virsh define is named, and a second run has nothing to apply.
     let again = guests(root.path(), &cpuid, &["--apply"]);
     let s = String::from_utf8(again.stdout).unwrap();

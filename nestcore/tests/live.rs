@@ -167,3 +167,51 @@ fn cpuid_cost_is_bounded() {
     );
     assert!(n.executions() <= 5 + sigs.max(1), "{} executions", n.executions());
 }
+
+/// Issue 13: on this machine too, the check is the judge of whether nesting can work: every
+/// finding that says it cannot is a blocker of the plan to turn it on (planning only reads).
+#[test]
+fn live_plan_is_blocked_exactly_where_the_check_says_nesting_cannot_work() {
+    if !std::path::Path::new("/proc/cpuinfo").exists() {
+        println!("skipped: no /proc here");
+        return;
+    }
+    let host = nestcore::Host::live();
+    let report = nestcore::check(&host);
+    let impossible: Vec<&str> = report
+        .verdict
+        .findings
+        .iter()
+        .map(|f| f.code)
+        .filter(|c| {
+            [
+                "kvm.pvm_backend",
+                "cpu.firmware_disabled",
+                "cpu.extension_missing",
+                "cpu.extension_hidden_by_hypervisor",
+            ]
+            .contains(c)
+        })
+        .collect();
+    let persist = nestcore::nested::Persist::from_names(&["modprobe"]).unwrap();
+    let plan = match nestcore::nested::plan(&host, nestcore::nested::Want::On, persist) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("skipped: this machine cannot be planned for: {e}");
+            return;
+        }
+    };
+    let codes: Vec<&str> = plan.blockers.iter().map(|b| b.code.as_str()).collect();
+    for c in &impossible {
+        assert!(codes.contains(c), "{c} is not a blocker: {codes:?}");
+    }
+    if impossible.is_empty() {
+        assert!(
+            codes
+                .iter()
+                .all(|c| !c.starts_with("cpu.") && !c.starts_with("kvm.")),
+            "{codes:?}"
+        );
+    }
+    println!("check: {impossible:?}; plan blockers: {codes:?}");
+}

@@ -4,9 +4,11 @@ of tests/fixtures/hosts (18) and tests/fixtures/enable (12) COPIED to <out>/host
 repository is never written), plus variants, a YAML inventory (ansible_connection=local, one
 nestcore_root per host) and the expected outcome of every host.
 
-Usage: make_inventory.py OUT_DIR PYTHON WHEEL
-  PYTHON  the target interpreter (the role pip-installs nestcore into it)
-  WHEEL   the nestcore wheel the role installs
+Usage: make_inventory.py OUT_DIR PYTHON WHEEL [KOLLA_PYTHON]
+  PYTHON        the target interpreter (the role pip-installs nestcore into it)
+  WHEEL         the nestcore wheel the role installs
+  KOLLA_PYTHON  the interpreter of the `kolla` group (tests/ansible/kolla.yml): a fresh one
+                without nestcore
 """
 
 from __future__ import annotations
@@ -32,24 +34,28 @@ def failed(reason):
 
 FLEET = {
     # tests/fixtures/hosts: detection hosts, persisted with the default (modprobe.d).
-    "aarch64-no-cpuid": ("hosts", "aarch64-no-cpuid", {}, failed("no_extension")),
+    # Reasons where nestcore's check says nesting cannot work: the plan's blocker (issue 13).
+    "aarch64-no-cpuid": ("hosts", "aarch64-no-cpuid", {}, failed("unsupported_cpu")),
     "amd-busy-module": ("hosts", "amd-busy-module", {}, AVAILABLE_AFTER_REBOOT),
-    "amd-nested-off": ("hosts", "amd-nested-off", {}, AVAILABLE_AFTER_REBOOT),
+    # Its running kernel's command line says kvm-amd.nested=0 and no boot loader configuration is
+    # recorded: kmod would apply it after the drop-in, and nestcore cannot change it (issue 13).
+    "amd-nested-off": ("hosts", "amd-nested-off", {}, failed("blocked")),
     "amd-nested-on": ("hosts", "amd-nested-on", {}, AVAILABLE_NO_REBOOT),
     "docker-on-kvm-guest": ("hosts", "docker-on-kvm-guest", {}, AVAILABLE_NO_REBOOT),
-    "hyperv-guest": ("hosts", "hyperv-guest", {}, failed("no_extension")),
-    "intel-builtin-kvm-wsl2": ("hosts", "intel-builtin-kvm-wsl2", {}, AVAILABLE_NO_REBOOT),
+    "hyperv-guest": ("hosts", "hyperv-guest", {}, failed("hidden_by_hypervisor")),
+    # Built in: modprobe.d has no effect on it, and nested is already on: nothing to write.
+    "intel-builtin-kvm-wsl2": ("hosts", "intel-builtin-kvm-wsl2", {}, dict(status="available", changed=False, rebooted=False)),
     "intel-firmware-disabled": ("hosts", "intel-firmware-disabled", {}, failed("firmware_disabled")),
     "intel-nested-off": ("hosts", "intel-nested-off", {}, AVAILABLE_AFTER_REBOOT),
     "intel-nested-on": ("hosts", "intel-nested-on", {}, AVAILABLE_NO_REBOOT),
-    "kvm-guest-hyperv-enlightened": ("hosts", "kvm-guest-hyperv-enlightened", {}, failed("no_extension")),
+    "kvm-guest-hyperv-enlightened": ("hosts", "kvm-guest-hyperv-enlightened", {}, failed("hidden_by_hypervisor")),
     "kvm-guest-nested-l1": ("hosts", "kvm-guest-nested-l1", {}, AVAILABLE_NO_REBOOT),
-    "kvm-guest-no-vmx": ("hosts", "kvm-guest-no-vmx", {}, failed("no_extension")),
+    "kvm-guest-no-vmx": ("hosts", "kvm-guest-no-vmx", {}, failed("hidden_by_hypervisor")),
     "no-extension": ("hosts", "no-extension", {}, failed("no_extension")),
-    "pvm-guest": ("hosts", "pvm-guest", {}, failed("no_extension")),
+    "pvm-guest": ("hosts", "pvm-guest", {}, failed("pvm_backend")),
     "vmware-guest": ("hosts", "vmware-guest", {}, AVAILABLE_NO_REBOOT),
-    "xen-hvm-guest": ("hosts", "xen-hvm-guest", {}, failed("no_extension")),
-    "xen-pv-guest": ("hosts", "xen-pv-guest", {}, failed("no_extension")),
+    "xen-hvm-guest": ("hosts", "xen-hvm-guest", {}, failed("hidden_by_hypervisor")),
+    "xen-pv-guest": ("hosts", "xen-pv-guest", {}, failed("hidden_by_hypervisor")),
     # tests/fixtures/enable: the persistence of each case (case.txt).
     "already-on": ("enable", "already-on", {"nestcore_persist": ["runtime", "modprobe"]},
                    dict(status="available", changed=False, rebooted=False)),
@@ -71,23 +77,41 @@ FLEET = {
     # Variants: the same machines under other settings.
     "intel-nested-off-noreboot": ("hosts", "intel-nested-off", {"nestcore_allow_reboot": False},
                                   dict(status="reboot_pending", changed=True, rebooted=False)),
+    # Built in, but nested is already on: nothing to reload, nothing to do.
     "wsl2-builtin-runtime": ("hosts", "intel-builtin-kvm-wsl2", {"nestcore_persist": ["runtime"]},
-                             failed("module_builtin")),
+                             dict(status="available", changed=False, rebooted=False)),
+    # allow_reboot on a recorded root with the role's own reboot tasks: never rebooted, so it
+    # ends reboot_pending like allow_reboot: false (issue 17).
+    "intel-nested-off-recorded-reboot": ("hosts", "intel-nested-off",
+                                         {"nestcore_allow_reboot": True, "nestcore_reboot_tasks": "reboot.yml"},
+                                         dict(status="reboot_pending", changed=True, rebooted=False)),
 }
+
+
+# The hosts of the README's kolla example (tests/ansible/kolla.yml), copied apart from the fleet.
+KOLLA = {
+    "kolla-centos6": ("enable", "centos6-grub-legacy"),
+    "kolla-debian": ("enable", "debian-grub2"),
+}
+
+
+def copy_host(src: Path, dst: Path) -> dict:
+    """Copies a fixture host (root/, cpuid.txt) to dst; returns its host variables."""
+    shutil.copytree(src / "root", dst / "root", symlinks=True)
+    v = {"nestcore_root": str(dst / "root"), "nestcore_wheel_dest": str(dst / "wheel")}
+    if (src / "cpuid.txt").exists():
+        shutil.copy(src / "cpuid.txt", dst / "cpuid.txt")
+        v["nestcore_cpuid"] = str(dst / "cpuid.txt")
+    return v
 
 
 def main() -> int:
     out, python, wheel = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    kolla_python = sys.argv[4] if len(sys.argv) > 4 else python
     hosts = {}
     expected = {}
     for name, (kind, fixture, hostvars, expect) in sorted(FLEET.items()):
-        src = FIXTURES / kind / fixture
-        dst = out / "hosts" / name
-        shutil.copytree(src / "root", dst / "root", symlinks=True)
-        v = {"nestcore_root": str(dst / "root"), "nestcore_wheel_dest": str(dst / "wheel")}
-        if (src / "cpuid.txt").exists():
-            shutil.copy(src / "cpuid.txt", dst / "cpuid.txt")
-            v["nestcore_cpuid"] = str(dst / "cpuid.txt")
+        v = copy_host(FIXTURES / kind / fixture, out / "hosts" / name)
         v.update(hostvars)
         hosts[name] = v
         expected[name] = expect
@@ -104,7 +128,19 @@ def main() -> int:
             },
         },
         "local": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}},
+        "kolla": {
+            "hosts": {},
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": kolla_python,
+                "nestcore_wheel": wheel,
+                "nestcore_fail_on_error": True,
+                "nestcore_reboot_tasks": str(REPO / "tests" / "ansible" / "simulated-reboot.yml"),
+            },
+        },
     }
+    for name, (kind, fixture) in sorted(KOLLA.items()):
+        inventory["kolla"]["hosts"][name] = copy_host(FIXTURES / kind / fixture, out / "kolla" / name)
     # JSON is YAML: the YAML inventory plugin reads it, lists and booleans included.
     (out / "inventory.yml").write_text(json.dumps(inventory, indent=2, sort_keys=True))
     (out / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True))

@@ -49,8 +49,21 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/nestcore-ansible.XXXXXX")"
 if [ "${NESTCORE_KEEP:-0}" = 1 ]; then echo "keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
 rm -rf "$tvenv"
 "$python" -m venv "$tvenv"
-"$venv/bin/python" tests/ansible/make_inventory.py "$work" "$tvenv/bin/python" "$wheel"
+kvenv="$work/kolla-target-venv"
+"$python" -m venv "$kvenv"
+"$venv/bin/python" tests/ansible/make_inventory.py "$work" "$tvenv/bin/python" "$wheel" "$kvenv/bin/python"
 export ANSIBLE_HOME="$work/ansible-home" ANSIBLE_LOCAL_TEMP="$work/ansible-tmp"
+
+echo "== Ansible: the README's kolla example on hosts without nestcore (tests/ansible/kolla.yml)"
+(cd / && "$kvenv/bin/python" -c 'import nestcore.check' 2>/dev/null) && { echo "the kolla venv already has nestcore"; exit 1; }
+status=0
+"$venv/bin/ansible-playbook" -i "$work/inventory.yml" tests/ansible/kolla.yml >"$work/kolla.log" 2>&1 || status=$?
+sed -n '/PLAY RECAP/,$p' "$work/kolla.log"
+if [ "$status" != 0 ]; then
+  tail -60 "$work/kolla.log"
+  echo "the kolla example exited $status"
+  exit 1
+fi
 
 for run in 1 2; do
   echo "== Ansible: run $run (ansible-playbook -f 5)"

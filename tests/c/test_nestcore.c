@@ -824,6 +824,8 @@ static void test_plan_accessor_nulls(const nestcore_plan *p) {
     EXPECT(nestcore_plan_blockers_count(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
     EXPECT(nestcore_plan_warnings_count(NULL, &n), NESTCORE_STATUS_NULL_ARGUMENT);
     EXPECT(nestcore_plan_warnings_count(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_notes_count(NULL, &n), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_notes_count(p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
     CHECK(n == 7);
 
     typedef nestcore_status (*string_fn)(const nestcore_plan *, char **);
@@ -836,7 +838,8 @@ static void test_plan_accessor_nulls(const nestcore_plan *p) {
         EXPECT(string_fns[k](p, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
     }
     typedef nestcore_status (*index_fn)(const nestcore_plan *, size_t, char **);
-    index_fn index_fns[] = {nestcore_plan_action_description, nestcore_plan_blocker, nestcore_plan_warning};
+    index_fn index_fns[] = {nestcore_plan_action_description, nestcore_plan_blocker, nestcore_plan_warning,
+                            nestcore_plan_note, nestcore_plan_blocker_code, nestcore_plan_blocker_remedy};
     for (size_t k = 0; k < sizeof index_fns / sizeof index_fns[0]; k++) {
         s = SENTINEL;
         EXPECT(index_fns[k](NULL, 0, &s), NESTCORE_STATUS_NULL_ARGUMENT);
@@ -878,12 +881,102 @@ static void test_plan_arguments(void) {
     CHECK(last_error_contains("unknown bits 0x8"));
     EXPECT(nestcore_plan_nested(h, 1, UINT32_MAX, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
     CHECK(p == NULL);
-    /* Valid arguments, but no vendor module to plan for. */
+    /* nestcore_plan_nested_with's flags. */
     p = SENTINEL;
-    EXPECT(nestcore_plan_nested(h, 1, mc, 0, &p), NESTCORE_STATUS_UNSUPPORTED);
+    EXPECT(nestcore_plan_nested_with(NULL, 1, mc, 0, &p), NESTCORE_STATUS_NULL_ARGUMENT);
     CHECK(p == NULL);
+    EXPECT(nestcore_plan_nested_with(h, 1, mc, 0, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_nested_with(h, 3, mc, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_plan_nested_with(h, 1, 0, 0, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    EXPECT(nestcore_plan_nested_with(h, 1, mc, 4, &p), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(last_error_contains("`plan_flags` has unknown bits 0x4"));
+    CHECK(p == NULL);
+    /* Valid arguments, but no vendor module to plan for: a plan with that blocker. */
+    p = NULL;
+    EXPECT_OK(nestcore_plan_nested(h, 1, mc, 0, &p));
+    if (p != NULL) {
+        size_t n = 0;
+        EXPECT_OK(nestcore_plan_blockers_count(p, &n));
+        CHECK(n == 1);
+        char *code = NULL;
+        EXPECT_OK(nestcore_plan_blocker_code(p, 0, &code));
+        CHECK(code != NULL && strcmp(code, "plan.no_vendor_module") == 0);
+        nestcore_string_free(code);
+    }
+    nestcore_plan_free(p);
+    p = NULL;
+    /* No apply recorded: the undo plan is empty. */
+    EXPECT(nestcore_plan_undo(NULL, &p), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT(nestcore_plan_undo(h, NULL), NESTCORE_STATUS_NULL_ARGUMENT);
+    EXPECT_OK(nestcore_plan_undo(h, &p));
+    if (p != NULL) {
+        int is_empty = -1;
+        EXPECT_OK(nestcore_plan_is_empty(p, &is_empty));
+        CHECK(is_empty == 1);
+        char *s = NULL;
+        EXPECT_OK(nestcore_plan_summary(p, &s));
+        CHECK(contains(s, "Nothing to undo"));
+        nestcore_string_free(s);
+    }
+    nestcore_plan_free(p);
     nestcore_host_free(h);
     h = NULL;
+
+    /* Issue 13: an Intel CPU without VMX. The check says nesting cannot work: blocked with the
+     * check's reason and remedy; NESTCORE_PLAN_FORCE plans it anyway, the blocker a warning. */
+    char novmx[PATH_MAX + 32];
+    snprintf(novmx, sizeof novmx, "%s/no-vmx-root", tmpdir);
+    snprintf(path, sizeof path, "%s/proc", novmx);
+    CHECK(mkdir(novmx, 0755) == 0 && mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/proc/cpuinfo", novmx);
+    CHECK(write_file(path, "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2\n") == 0);
+    EXPECT_OK(nestcore_host_new_root(novmx, NULL, &h));
+    p = NULL;
+    EXPECT_OK(nestcore_plan_nested_with(h, 1, NESTCORE_PERSIST_MODPROBE, 0, &p));
+    if (p != NULL) {
+        size_t n = 0;
+        EXPECT_OK(nestcore_plan_blockers_count(p, &n));
+        CHECK(n == 1);
+        char *code = NULL, *remedy = NULL, *whole = NULL;
+        EXPECT_OK(nestcore_plan_blocker_code(p, 0, &code));
+        CHECK(code != NULL && strcmp(code, "cpu.extension_missing") == 0);
+        EXPECT_OK(nestcore_plan_blocker_remedy(p, 0, &remedy));
+        CHECK(contains(remedy, "Use a CPU with VT-x or AMD-V"));
+        CHECK(contains(remedy, "NESTCORE_PLAN_FORCE"));
+        EXPECT_OK(nestcore_plan_blocker(p, 0, &whole));
+        CHECK(contains(whole, "neither VMX (VT-x) nor SVM") && contains(whole, ". Remedy: Use a CPU"));
+        nestcore_string_free(code);
+        nestcore_string_free(remedy);
+        nestcore_string_free(whole);
+        char *json = SENTINEL;
+        EXPECT(nestcore_plan_apply(p, h, 1, &json), NESTCORE_STATUS_UNSUPPORTED);
+        CHECK(json == NULL);
+    }
+    nestcore_plan_free(p);
+    p = NULL;
+    EXPECT_OK(nestcore_plan_nested_with(h, 1, NESTCORE_PERSIST_MODPROBE, NESTCORE_PLAN_FORCE, &p));
+    if (p != NULL) {
+        size_t n = 9, w = 0;
+        EXPECT_OK(nestcore_plan_blockers_count(p, &n));
+        CHECK(n == 0);
+        EXPECT_OK(nestcore_plan_warnings_count(p, &w));
+        int forced = 0;
+        for (size_t i = 0; i < w; i++) {
+            char *s = NULL;
+            EXPECT_OK(nestcore_plan_warning(p, i, &s));
+            forced |= contains(s, "forced past (NESTCORE_PLAN_FORCE)");
+            nestcore_string_free(s);
+        }
+        CHECK(forced);
+        /* A remedy-less blocker gives NULL, not an error: none here, so index 0 is out of range. */
+        char *r = SENTINEL;
+        EXPECT(nestcore_plan_blocker_remedy(p, 0, &r), NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(r == NULL);
+    }
+    nestcore_plan_free(p);
+    nestcore_host_free(h);
+    h = NULL;
+    CHECK(remove_tree(novmx) == 0);
 
     /* An Intel root without any boot loader configuration: a plan with a blocker. */
     snprintf(blocked, sizeof blocked, "%s/blocked-root", tmpdir);
@@ -902,6 +995,14 @@ static void test_plan_arguments(void) {
         char *b = NULL;
         EXPECT_OK(nestcore_plan_blocker(p, 0, &b));
         CHECK(contains(b, "No boot loader configuration found"));
+        nestcore_string_free(b);
+        b = NULL;
+        EXPECT_OK(nestcore_plan_blocker_code(p, 0, &b));
+        CHECK(b != NULL && strcmp(b, "plan.no_boot_loader") == 0);
+        nestcore_string_free(b);
+        b = NULL;
+        EXPECT_OK(nestcore_plan_blocker_remedy(p, 0, &b));
+        CHECK(contains(b, "add kvm-intel.nested=1 to the kernel command line by hand"));
         nestcore_string_free(b);
         char *text = NULL;
         EXPECT_OK(nestcore_plan_render(p, &text));
@@ -973,10 +1074,18 @@ static void test_plan_apply(const char *dir) {
     EXPECT(nestcore_plan_blocker(p, 0, &s), NESTCORE_STATUS_INVALID_ARGUMENT);
     CHECK(s == NULL);
     EXPECT_OK(nestcore_plan_warnings_count(p, &warnings));
-    CHECK(warnings >= 1);
-    int saw_vendor = 0;
     for (size_t i = 0; i < warnings; i++) {
         EXPECT_OK(nestcore_plan_warning(p, i, &s));
+        CHECK(s != NULL && s[0] != '\0');
+        CHECK(!contains(s, "chosen from")); /* information is a note, not a warning */
+        nestcore_string_free(s);
+    }
+    size_t notes = 0;
+    EXPECT_OK(nestcore_plan_notes_count(p, &notes));
+    CHECK(notes >= 1);
+    int saw_vendor = 0;
+    for (size_t i = 0; i < notes; i++) {
+        EXPECT_OK(nestcore_plan_note(p, i, &s));
         CHECK(s != NULL && s[0] != '\0');
         saw_vendor |= contains(s, "kvm_intel chosen from /proc/cpuinfo");
         nestcore_string_free(s);
@@ -1039,7 +1148,8 @@ static void test_plan_apply(const char *dir) {
     EXPECT_OK(nestcore_plan_apply(p, h, 1, &json));
     CHECK(contains(json, "\"deferred\": ["));
     CHECK(contains(json, "\"program\": \"update-grub\""));
-    CHECK(contains(json, "\"backup\": \"/etc/default/grub.nestcore-bak\""));
+    CHECK(contains(json, "\"backup\": \"/var/lib/nestcore/backup/0001/files/etc/default/grub\""));
+    CHECK(contains(json, "\"transaction\": \"/var/lib/nestcore/backup/0001/manifest.json\""));
     CHECK(contains(json, "\"unchanged\": []"));
     nestcore_string_free(json);
     snprintf(path, sizeof path, "%s/etc/default/grub", root);
@@ -1047,7 +1157,10 @@ static void test_plan_apply(const char *dir) {
     CHECK(contains(grub_now, "GRUB_CMDLINE_LINUX=\"console=ttyS0,115200n8 kvm-intel.nested=1\""));
     CHECK(!contains(grub_now, "kvm_intel.nested=0"));
     free(grub_now);
+    /* The original is in the backup store, never beside the file. */
     snprintf(path, sizeof path, "%s/etc/default/grub.nestcore-bak", root);
+    CHECK(!exists(path));
+    snprintf(path, sizeof path, "%s/var/lib/nestcore/backup/0001/files/etc/default/grub", root);
     char *backup = read_file(path);
     CHECK(backup != NULL && grub_before != NULL && strcmp(backup, grub_before) == 0);
     free(backup);
@@ -1086,11 +1199,43 @@ static void test_plan_apply(const char *dir) {
     CHECK(tree_differences(expected, root, &compared) == 0);
     nestcore_plan_free(p);
 
-    /* Off again, through the modprobe drop-in only: the plan rewrites nestcore's own file. */
+    /* Off again, through the modprobe drop-in only: the plan rewrites nestcore's own file, and
+     * the kernel command line too, which kmod applies after modprobe.d (issue 13). */
     p = NULL;
     EXPECT_OK(nestcore_plan_nested(h, 0, NESTCORE_PERSIST_MODPROBE, 1, &p));
     EXPECT_OK(nestcore_plan_actions_count(p, &actions));
-    CHECK(actions >= 1);
+    CHECK(actions >= 3);
+    char *offjson = NULL;
+    EXPECT_OK(nestcore_plan_to_json(p, &offjson));
+    CHECK(contains(offjson, "kvm-intel.nested=0"));
+    CHECK(contains(offjson, "options kvm_intel nested=0"));
+    nestcore_string_free(offjson);
+    nestcore_plan_free(p);
+
+    /* Undo: the root comes back byte for byte, from the backup store. */
+    p = NULL;
+    EXPECT_OK(nestcore_plan_undo(h, &p));
+    if (p != NULL) {
+        EXPECT_OK(nestcore_plan_summary(p, &s));
+        CHECK(contains(s, "Undo apply 0001"));
+        nestcore_string_free(s);
+        json = NULL;
+        EXPECT_OK(nestcore_plan_apply(p, h, 1, &json));
+        CHECK(contains(json, "\"undone\": \"0001\""));
+        CHECK(contains(json, "\"removed\": true"));
+        nestcore_string_free(json);
+        compared = 0;
+        CHECK(tree_differences(src, root, &compared) == 0);
+        CHECK(compared >= 8);
+        snprintf(path, sizeof path, "%s/etc/modprobe.d/nestcore-kvm.conf", root);
+        CHECK(!exists(path));
+    }
+    nestcore_plan_free(p);
+    p = NULL;
+    EXPECT_OK(nestcore_plan_undo(h, &p));
+    is_empty = -1;
+    EXPECT_OK(nestcore_plan_is_empty(p, &is_empty));
+    CHECK(is_empty == 1);
     nestcore_plan_free(p);
 
     nestcore_host_free(h);
@@ -1184,6 +1329,29 @@ static void test_kargs(void) {
     EXPECT(nestcore_kargs_edit("GRUB_CMDLINE_LINUX=\"\"\n", "grub2", "0", "a", NULL, NULL, &out),
            NESTCORE_STATUS_UNSUPPORTED);
     CHECK(out == NULL);
+
+    /* Issue 13: a newline in an argument must never become a line of the configuration, in any
+     * loader; nor any other control character. Refused, the character named. */
+    static const char *const loaders[][2] = {
+        {"grub", "title L\n\tkernel /vmlinuz-1 ro\n\tinitrd /i\n"},
+        {"grub2", "GRUB_CMDLINE_LINUX=\"ro\"\n"},
+        {"bls", "title T\nlinux /vmlinuz\noptions ro\n"},
+        {"extlinux", "label l\n  kernel /vmlinuz\n  append ro\n"},
+        {"kernel-cmdline", "ro\n"},
+    };
+    for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++) {
+        out = SENTINEL;
+        EXPECT(nestcore_kargs_edit(loaders[i][1], loaders[i][0], "ALL", "\"x\ninitrd /evil\"", NULL, NULL, &out),
+               NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(out == NULL);
+        CHECK(last_error_contains("U+000A (line feed)"));
+        EXPECT(nestcore_kargs_edit(loaders[i][1], loaders[i][0], "ALL", "a=1\rb", NULL, NULL, &out),
+               NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(last_error_contains("U+000D (carriage return)"));
+        EXPECT(nestcore_kargs_edit(loaders[i][1], loaders[i][0], "ALL", NULL, "a\x1b", NULL, &out),
+               NESTCORE_STATUS_INVALID_ARGUMENT);
+        CHECK(last_error_contains("U+001B (escape)"));
+    }
 }
 
 static void test_cmdline_edit(void) {
@@ -1225,6 +1393,9 @@ static void test_cmdline_edit(void) {
     CHECK(last_error_contains("no name"));
     EXPECT(nestcore_cmdline_edit("ro x=\"open", "a=1", NULL, &out), NESTCORE_STATUS_PARSE);
     CHECK(out == NULL);
+    EXPECT(nestcore_cmdline_edit(line, "a=\"x\ny\"", NULL, &out), NESTCORE_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    CHECK(last_error_contains("control character U+000A"));
 }
 
 /* ---- Guest CPUs */

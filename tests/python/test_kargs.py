@@ -81,3 +81,33 @@ def test_parse_cmdline_kernel_rules():
     # Names as written: "-" and "_" are the same parameter to the kernel, the last one wins.
     p = dict(nestcore.parse_cmdline("kvm-intel.nested=0 kvm_intel.nested=1"))
     assert p == {"kvm-intel.nested": "0", "kvm_intel.nested": "1"}
+
+
+@pytest.mark.parametrize(
+    "loader,config",
+    [
+        ("grub", "default=0\ntitle L\n\troot (hd0,0)\n\tkernel /vmlinuz-1 ro\n\tinitrd /i\n"),
+        ("grub2", 'GRUB_CMDLINE_LINUX="ro"\n'),
+        ("bls", "title T\nlinux /vmlinuz\noptions ro\n"),
+        ("extlinux", "label l\n  kernel /vmlinuz\n  append ro\n"),
+        ("kernel-cmdline", "ro\n"),
+    ],
+)
+@pytest.mark.parametrize(
+    "arg,named",
+    [
+        ('"x\ninitrd /evil"', "U+000A (line feed)"),
+        ("a=1\r", "U+000D (carriage return)"),
+        ("a=\x00b", "U+0000 (NUL)"),
+        ("a\x1b[2J", "U+001B (escape)"),
+    ],
+)
+def test_control_characters_are_refused_in_every_loader(loader, config, arg, named):
+    """Issue 13: a newline inside an argument became a new line of the boot configuration."""
+    for kwargs in ({"args": arg}, {"remove_args": arg}):
+        with pytest.raises(nestcore.NestcoreInvalidInput) as e:
+            nestcore.kargs_edit(config, loader, **kwargs)
+        assert named in str(e.value)
+    with pytest.raises(ValueError) as e:
+        nestcore.cmdline_edit("ro", args=arg)
+    assert named in str(e.value)

@@ -25,7 +25,8 @@ the host)::
     plan = nestcore.plan_nested(persist=("modprobe", "cmdline"))
     print(plan.text())
     if not plan.blockers and not plan.is_empty:
-        report = plan.apply()
+        report = plan.apply()       # the originals go to the backup store
+    undo = nestcore.plan_undo()     # and back: exactly what that apply changed
 
 The guest CPU configuration that gives guests VT-x/AMD-V, for this host::
 
@@ -55,6 +56,7 @@ from ._nestcore import (
     ApplyReport,
     Plan,
     PlanAction,
+    PlanBlocker,
     Recommendation,
     Capabilities,
     CmdlineParam,
@@ -98,6 +100,7 @@ from ._nestcore import (
     kargs_edit,
     parse_cmdline,
     plan_nested,
+    plan_undo,
     recommend,
     snapshot,
 )
@@ -130,9 +133,11 @@ __all__ = [
     "Evidence",
     "Snapshot",
     "plan_nested",
+    "plan_undo",
     "enable",
     "Plan",
     "PlanAction",
+    "PlanBlocker",
     "ApplyReport",
     "guest_cpu",
     "ensure_nested",

@@ -43,10 +43,12 @@ __all__ = [
     "Evidence",
     "Snapshot",
     "plan_nested",
+    "plan_undo",
     "enable",
     "_plan_from_json",
     "Plan",
     "PlanAction",
+    "PlanBlocker",
     "ApplyReport",
     "guest_cpu",
     "ensure_nested",
@@ -456,25 +458,49 @@ class Snapshot(_Value):
     def files(self) -> List[str]: ...
     @property
     def cpuid(self) -> Optional[str]: ...
+    @property
+    def written(self) -> List[str]: ...
 
-# Nested virtualization on or off: plan, apply (nestcore enable).
+# Nested virtualization on or off: plan, apply (nestcore enable), undo (nestcore enable --undo).
 
 def plan_nested(
     root: Optional[_StrPath] = None,
     want: Literal["on", "off"] = "on",
     persist: Sequence[str] = ...,  # ("modprobe",)
     neutralise_conflicts: bool = False,
+    *,
+    force: bool = False,
+    cpuid: Optional[_StrPath] = None,
+    dialect: Literal["python", "cli", "ansible", "c", "rust"] = "python",
 ) -> Plan:
     """Plans turning nested virtualization ``want`` ("on" or "off") for the layers in ``persist``
-    (any of "runtime", "modprobe", "cmdline") on this machine (``root=None``) or a recorded root.
-    Reads the host only (the GIL is released meanwhile); ``Plan.apply()`` changes it.
-    ``neutralise_conflicts`` comments out (or overrides) modprobe.d lines that set the opposite
-    value instead of reporting them as blockers.
+    (any of "runtime", "modprobe", "cmdline") on this machine (``root=None``) or a recorded root
+    (``cpuid``: its CPUID dump, for the check). Reads the host only (the GIL is released
+    meanwhile); ``Plan.apply()`` changes it. ``neutralise_conflicts`` comments out (or
+    overrides) modprobe.d lines that set the opposite value instead of reporting them as
+    blockers.
 
-    Raises NestcoreInvalidInput (a ValueError) for another want or layer, NestcoreUnsupported when
-    the vendor module cannot be told or a runtime reload is impossible (built in, in use),
+    "off" is off in every layer that sets nesting on; a layer that overrides the one written is
+    named in the warnings; "on" where the check says it cannot work here (no VMX/SVM, disabled in
+    the firmware, not passed on by the hypervisor below, a PVM guest) is blocked with the
+    check's reason and remedy, unless ``force``. ``dialect``: whose words messages use for
+    options ("python": ``force=True``; "cli": ``--force``; "ansible": ``force: true``).
+
+    Raises NestcoreInvalidInput (a ValueError) for another want, layer or dialect,
+    NestcoreUnsupported when a runtime reload is impossible (built in, in use),
     NestcoreParseError for a configuration nestcore cannot edit safely, an OSError subclass when
     ``root`` cannot be read.
+    """
+
+def plan_undo(root: Optional[_StrPath] = None) -> Plan:
+    """The plan that puts back exactly what the last ``Plan.apply()`` on this machine
+    (``root=None``) or a recorded root changed, from its backup store
+    (/var/lib/nestcore/backup): files byte for byte, created files removed, modules reloaded back,
+    the boot configuration regenerated. ``Plan.apply()`` carries it out and marks that apply
+    undone (the next ``plan_undo()`` is empty). No apply recorded gives an empty plan; a file
+    changed since the apply is a blocker.
+
+    Raises NestcoreIOError / NestcoreParseError when the store's manifest cannot be read.
     """
 
 def enable(
@@ -485,10 +511,14 @@ def enable(
     neutralise_conflicts: bool = False,
     *,
     json: bool = False,
+    force: bool = False,
+    undo: bool = False,
+    cpuid: Optional[_StrPath] = None,
 ) -> Tuple[str, int]:
     """What ``nestcore enable`` prints and its exit status (0: the host is, or ends, as wanted; 1:
-    not, a plan not applied or blocked). Programs are deferred (listed, not run) for a recorded
-    root and run on this machine. ``json=True`` is ``nestcore enable --json``.
+    not, a plan not applied, blocked, or forced past the check). Programs are deferred (listed,
+    not run) for a recorded root and run on this machine. ``json=True`` is ``nestcore enable
+    --json``, ``force=True`` ``--force``, ``undo=True`` ``--undo``, ``cpuid`` ``--cpuid``.
     """
 
 def _plan_from_json(root: Optional[_StrPath], want: str, persist: Sequence[str], core: str) -> Plan: ...
@@ -498,7 +528,7 @@ class PlanAction(_Value):
     """One step of a plan."""
 
     @property
-    def kind(self) -> Literal["write_file", "reload_module", "run"]: ...
+    def kind(self) -> Literal["write_file", "remove_file", "reload_module", "run"]: ...
     @property
     def description(self) -> str: ...
     @property
@@ -507,11 +537,24 @@ class PlanAction(_Value):
     def diff(self) -> Optional[str]: ...
 
 @final
+class PlanBlocker(_Value):
+    """Why a plan cannot be applied as it is; ``str()`` is "reason. Remedy: remedy"."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def remedy(self) -> Optional[str]: ...
+
+@final
 class ApplyReport(_Value):
     """What ``Plan.apply()`` did."""
 
     @property
     def written(self) -> Tuple[str, ...]: ...
+    @property
+    def removed(self) -> Tuple[str, ...]: ...
     @property
     def backups(self) -> Tuple[str, ...]: ...
     @property
@@ -523,17 +566,22 @@ class ApplyReport(_Value):
     @property
     def verified(self) -> Optional[bool]: ...
     @property
+    def transaction(self) -> Optional[str]: ...
+    @property
+    def undone(self) -> Optional[str]: ...
+    @property
     def changed(self) -> bool: ...
 
 @final
 class Plan:
-    """A plan to turn nested virtualization on or off, made by ``plan_nested()``; frozen, compares
-    by value, pickles (and a pickled plan still applies)."""
+    """A plan to turn nested virtualization on or off, made by ``plan_nested()``, or to put back
+    the last apply, made by ``plan_undo()``; frozen, compares by value, pickles (and a pickled
+    plan still applies)."""
 
     @property
     def root(self) -> Optional[str]: ...
     @property
-    def want(self) -> Literal["on", "off"]: ...
+    def want(self) -> Literal["on", "off", "undo"]: ...
     @property
     def persist(self) -> Tuple[str, ...]: ...
     @property
@@ -543,9 +591,13 @@ class Plan:
     @property
     def actions(self) -> Tuple[PlanAction, ...]: ...
     @property
-    def blockers(self) -> Tuple[str, ...]: ...
+    def blockers(self) -> Tuple[PlanBlocker, ...]: ...
+    @property
+    def notes(self) -> Tuple[str, ...]: ...
     @property
     def warnings(self) -> Tuple[str, ...]: ...
+    @property
+    def undoes(self) -> Optional[str]: ...
     @property
     def timeline(self) -> Tuple[Tuple[_When, str], ...]: ...
     @property
@@ -723,7 +775,7 @@ class GuestFix(_Value):
     @property
     def warnings(self) -> Tuple[str, ...]: ...
     @property
-    def blockers(self) -> Tuple[str, ...]: ...
+    def blockers(self) -> Tuple[PlanBlocker, ...]: ...
 
 @final
 class Guest(_Value):

@@ -70,19 +70,31 @@ enum Command {
     /// Plan turning nested virtualization on (or off) and, with --apply, carry the plan out.
     ///
     /// Prints the plan (every file diff, module reload and command) and changes nothing unless
-    /// --apply is given. Exit status: 0 when the host is (or ends) as wanted, 1 when not, 2 on
-    /// an error.
+    /// --apply is given. What an apply changed is kept in the backup store
+    /// (/var/lib/nestcore/backup under the root); --undo puts the last apply back. Exit status:
+    /// 0 when the host is (or ends) as wanted, 1 when not (not applied, blocked, or forced
+    /// past the verdict), 2 on an error.
     Enable {
         /// A recorded host (a folder laid out like `/`): plans and applies stay inside it.
         #[arg(long)]
         root: Option<PathBuf>,
-        /// Turn nesting off instead of on.
-        #[arg(long)]
+        /// A recorded CPUID dump for --root, for the check that decides whether nesting can
+        /// work there (`cpuid -r` output, libvirt <cpudata> XML or nestcore JSON).
+        #[arg(long, requires = "root")]
+        cpuid: Option<PathBuf>,
+        /// Turn nesting off instead of on: in every layer that sets it on.
+        #[arg(long, conflicts_with = "undo")]
         off: bool,
         /// Where to make it stick: any of runtime, modprobe, cmdline (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "modprobe")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "modprobe",
+            conflicts_with = "undo"
+        )]
         persist: Vec<String>,
-        /// Carry the plan out (atomic writes with backups; commands run without a shell).
+        /// Carry the plan out (atomic writes, originals kept in the backup store; commands run
+        /// without a shell).
         #[arg(long)]
         apply: bool,
         /// Print the plan (and what was applied) as JSON.
@@ -90,8 +102,16 @@ enum Command {
         json: bool,
         /// Comment out (or override) modprobe.d lines that set the opposite value, instead of
         /// reporting them as blockers.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "undo")]
         neutralise_conflicts: bool,
+        /// Plan and apply nesting on even where the check says it cannot work here (no VMX/SVM,
+        /// disabled in the firmware, not passed on by the hypervisor below, a PVM guest).
+        #[arg(long, conflicts_with = "undo")]
+        force: bool,
+        /// Put back exactly what the last apply changed, from the backup store: files restored
+        /// byte for byte, files it created removed, modules reloaded back.
+        #[arg(long)]
+        undo: bool,
     },
     /// Which of this host's guests (libvirt, nova, Proxmox) will get VMX/SVM, why, and the fix
     /// for each; with --apply, carry the fixes out.
@@ -325,7 +345,10 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
         }
         Command::Snapshot { dir } => {
             let s = nestcore::snapshot::snapshot(&dir)?;
-            println!("Recorded {} files into {}", s.files.len(), s.dir.display());
+            println!("Recorded {} files into {}:", s.written.len(), s.dir.display());
+            for f in &s.written {
+                println!("  {}", f.display());
+            }
             match &s.cpuid {
                 Some(c) => println!(
                     "Reproduce with: nestcore check --root {} --cpuid {}",
@@ -421,16 +444,21 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
         }
         Command::Enable {
             root,
+            cpuid,
             off,
             persist,
             apply,
             json,
             neutralise_conflicts,
+            force,
+            undo,
         } => {
-            let host = open_host(root.as_deref(), None)?;
+            let host = open_host(root.as_deref(), cpuid.as_deref())?;
             let persist: Vec<&str> = persist.iter().map(String::as_str).collect();
             let mut opts = nestcore::nested::Options::default();
             opts.neutralise_conflicts = neutralise_conflicts;
+            opts.force = force;
+            opts.dialect = nestcore::nested::Dialect::Cli;
             // Programs (modprobe, update-grub, dracut) act on the machine they run on: for a
             // recorded root they are listed, not run.
             let exec: &dyn nestcore::plan::Executor = if host.is_live() {
@@ -438,8 +466,11 @@ fn run(cli: Cli) -> nestcore::Result<u8> {
             } else {
                 &nestcore::plan::DeferringExecutor
             };
-            let (text, code) =
-                nestcore::nested::enable_cli_with(&host, off, &persist, apply, json, opts, exec)?;
+            let (text, code) = if undo {
+                nestcore::nested::undo_cli(&host, apply, json, exec)?
+            } else {
+                nestcore::nested::enable_cli_with(&host, off, &persist, apply, json, opts, exec)?
+            };
             print!("{text}");
             Ok(u8::try_from(code).unwrap_or(1))
         }

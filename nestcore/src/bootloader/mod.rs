@@ -465,6 +465,52 @@ mod tests {
         assert_eq!(out, "title A\n\tkernel /vmlinuz ro=0  quiet\n");
     }
 
+    /// Issue 13, the exact argument of the report: a newline inside a quoted argument wrote a
+    /// new `initrd /evil"` line (grub legacy, bls, extlinux, kernel-cmdline). Every loader
+    /// refuses it, and every control character, naming the character; nothing is written.
+    #[test]
+    fn control_characters_never_reach_any_loader() {
+        let configs = [
+            (
+                "grub",
+                "default=0\ntitle L\n\troot (hd0,0)\n\tkernel /vmlinuz-1 ro\n\tinitrd /i\n",
+            ),
+            ("grub2", "GRUB_CMDLINE_LINUX=\"ro\"\n"),
+            ("grub2", "GRUB_CMDLINE_LINUX=ro\n"),
+            ("bls", "title T\nlinux /vmlinuz\noptions ro\n"),
+            ("bls", "title T\nlinux /vmlinuz\n"),
+            ("extlinux", "label l\n  kernel /vmlinuz\n  append ro\n"),
+            ("extlinux", "label l\n  kernel /vmlinuz\n"),
+            ("kernel-cmdline", "ro\n"),
+            ("kernel-cmdline", ""),
+        ];
+        let args = [
+            ("\"x\ninitrd /evil\"", "U+000A (line feed)"),
+            ("x\r\ninitrd /evil", "U+000D (carriage return)"),
+            ("a=\0b", "U+0000 (NUL)"),
+            ("a\u{1b}]0;x\u{7}", "U+001B (escape)"),
+            ("a\tb", "U+0009 (tab)"),
+        ];
+        for (loader, cfg) in configs {
+            for (arg, named) in args {
+                for (add, remove) in [(Some(arg), None), (None, Some(arg))] {
+                    let e = kargs_cli(cfg, loader, "ALL", add, remove, None).unwrap_err();
+                    assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{loader} {arg:?}: {e}");
+                    assert!(e.to_string().contains(named), "{loader} {arg:?}: {e}");
+                }
+            }
+        }
+        // The planner's typed settings go through the same check.
+        let bad = ArgsEdit::set("kvm-intel.nested", "1\ninitrd /evil");
+        assert!(grub_legacy::edit(configs[0].1, &Selection::all_linux(), &bad).is_err());
+        assert!(grub2::edit(configs[1].1, grub2::CMDLINE_VAR, &bad).is_err());
+        assert!(bls::edit_entry(configs[3].1, &bad).is_err());
+        assert!(extlinux::edit(configs[5].1, &Selection::all_linux(), &bad).is_err());
+        assert!(kernel_cmdline::edit("ro\n", &bad).is_err());
+        let env = format!("# GRUB Environment Block\nkernelopts=ro\n{}", "#".repeat(990));
+        assert!(bls::edit_grubenv(&env, bls::KERNELOPTS, &bad).is_err());
+    }
+
     #[test]
     fn unknown_loader() {
         assert_eq!(

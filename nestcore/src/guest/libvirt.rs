@@ -522,7 +522,8 @@ impl Cpu {
     /// the form `virsh dumpxml` shows for a named model: exactly this model, no silent fallback.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if the name is empty or cannot be carried by XML.
+    /// [`Error::InvalidInput`] if the name is empty, holds a control character or cannot be
+    /// carried by XML.
     pub fn custom(model: &str) -> Result<Cpu> {
         let cpu = Cpu {
             mode: Some(Mode::Custom),
@@ -538,6 +539,7 @@ impl Cpu {
         if model.trim().is_empty() {
             return Err(invalid("the CPU model name is empty"));
         }
+        crate::input::refuse_control("The CPU model name", model)?;
         cpu.validate()?;
         Ok(cpu)
     }

@@ -613,9 +613,13 @@ fn fix_plan(
         ..Plan::default()
     };
     if d.nova_uuid.is_some() {
-        plan.blockers.push(format!(
-            "nova manages {name}: change nova.conf (see the nova entry), then `openstack server reboot --hard {}`",
-            d.nova_uuid.as_deref().unwrap_or(name)
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.nova_managed",
+            format!("nova manages {name}"),
+            Some(format!(
+                "change nova.conf (see the nova entry), then `openstack server reboot --hard {}`",
+                d.nova_uuid.as_deref().unwrap_or(name)
+            )),
         ));
         return Some(plan);
     }
@@ -626,20 +630,31 @@ fn fix_plan(
         || d.config.code == "invalid"
         || d.config.code == "host_vendor_unknown"
     {
-        plan.blockers.push(format!(
-            "nestcore cannot edit this definition: {}",
-            d.config.message
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.uneditable",
+            format!("nestcore cannot edit this definition: {}", d.config.message),
+            None,
         ));
         return Some(plan);
     }
     if needs_type && ctx.view.kvm_usable == Some(false) {
-        plan.blockers.push("KVM is not usable on this host: turning the domain to type kvm would stop it from starting (see `nestcore check`)".into());
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.kvm_unusable",
+            "KVM is not usable on this host: turning the domain to type kvm would stop it from starting",
+            Some("see `nestcore check`".into()),
+        ));
         return Some(plan);
     }
     let (Some(path), Some(Ok(file))) = (&f.path, &f.file) else {
-        plan.blockers.push(format!(
-            "{name} has no definition file nestcore can read ({}): define it persistently (`virsh dumpxml {name} > FILE; virsh define FILE`) and run again",
-            f.path.as_deref().unwrap_or("transient or defined elsewhere")
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.no_definition_file",
+            format!(
+                "{name} has no definition file nestcore can read ({})",
+                f.path.as_deref().unwrap_or("transient or defined elsewhere")
+            ),
+            Some(format!(
+                "define it persistently (`virsh dumpxml {name} > FILE; virsh define FILE`) and run again"
+            )),
         ));
         return Some(plan);
     };
@@ -654,8 +669,12 @@ fn fix_plan(
             .as_ref()
             .is_some_and(|ff| norm(&ff.cpu_text) == norm(&d.cpu_text) && ff.domain_type == d.domain_type);
         if !same {
-            plan.blockers.push(format!(
-                "{path} differs from the definition libvirt holds (edited without `virsh define`?): make them agree (`virsh dumpxml --inactive {name} > {path}`, or `virsh define {path}` if the file is right) and run again"
+            plan.blockers.push(crate::plan::Blocker::new(
+                "guests.definition_differs",
+                format!("{path} differs from the definition libvirt holds (edited without `virsh define`?)"),
+                Some(format!(
+                    "make them agree (`virsh dumpxml --inactive {name} > {path}`, or `virsh define {path}` if the file is right) and run again"
+                )),
             ));
             return Some(plan);
         }
@@ -684,7 +703,11 @@ fn fix_plan(
         step(lv::ensure_nested(&text, vendor), &mut text)
     })();
     if let Err(e) = res {
-        plan.blockers.push(format!("nestcore cannot edit {path}: {e}"));
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.uneditable",
+            format!("nestcore cannot edit {path}: {e}"),
+            None,
+        ));
         return Some(plan);
     }
     if text == *file {

@@ -467,14 +467,19 @@ fn fix_plan<'s>(
         ..Plan::default()
     };
     if config.code == "unsupported_type" {
-        plan.blockers.push(format!(
-            "{}: nestcore leaves the hypervisor choice to you",
-            config.message
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.uneditable",
+            format!("{}: nestcore leaves the hypervisor choice to you", config.message),
+            None,
         ));
         return Some(plan);
     }
     if emulated && ctx.view.kvm_usable == Some(false) {
-        plan.blockers.push("KVM is not usable on this host: virt_type = kvm would stop instances from starting (see `nestcore check`)".into());
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.kvm_unusable",
+            "KVM is not usable on this host: virt_type = kvm would stop instances from starting",
+            Some("see `nestcore check`".into()),
+        ));
         return Some(plan);
     }
     // (key, value, the file that holds it now or gets it)
@@ -513,8 +518,10 @@ fn fix_plan<'s>(
             None => {
                 let old = texts.iter().find(|(p, _)| *p == file).map(|(_, t)| t.clone());
                 let Some(old) = old else {
-                    plan.blockers.push(format!(
-                        "{file} does not exist: create it with [libvirt] {key} = {value}"
+                    plan.blockers.push(crate::plan::Blocker::new(
+                        "guests.missing_file",
+                        format!("{file} does not exist"),
+                        Some(format!("create it with [libvirt] {key} = {value}")),
                     ));
                     continue;
                 };

@@ -407,21 +407,26 @@ fn fix_plan(
         ..Plan::default()
     };
     if args_cpu {
-        plan.blockers.push(format!(
-            "args: in {DIR}/{vmid}.conf passes its own -cpu, which overrides cpu:: edit args (`qm set {vmid} --args ...`) by hand"
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.args_override",
+            format!("args: in {DIR}/{vmid}.conf passes its own -cpu, which overrides cpu:"),
+            Some(format!("edit args (`qm set {vmid} --args ...`) by hand")),
         ));
         return Some(plan);
     }
     if !kvm && ctx.view.kvm_usable == Some(false) {
-        plan.blockers.push(
-            "KVM is not usable on this host: kvm: 1 would stop the VM from starting (see `nestcore check`)"
-                .into(),
-        );
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.kvm_unusable",
+            "KVM is not usable on this host: kvm: 1 would stop the VM from starting",
+            Some("see `nestcore check`".into()),
+        ));
         return Some(plan);
     }
     if vmid.is_empty() || !vmid.bytes().all(|b| b.is_ascii_digit()) {
-        plan.blockers.push(format!(
-            "{vmid}.conf is not named after a numeric VMID: nestcore will not guess the VM"
+        plan.blockers.push(crate::plan::Blocker::new(
+            "guests.not_a_vmid",
+            format!("{vmid}.conf is not named after a numeric VMID: nestcore will not guess the VM"),
+            None,
         ));
         return Some(plan);
     }

@@ -5,14 +5,19 @@
 //! `/` plus a CPUID dump) be checked exactly like the live one.
 
 mod cpuid;
+pub(crate) mod resolve;
 
 pub use cpuid::{CpuidDump, CpuidFormat, CpuidLeaf, CpuidSource};
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use rustix::fs::{Mode as FileMode, OFlags, ResolveFlags};
 
 use crate::error::{Error, Result};
 
@@ -22,6 +27,11 @@ pub const MAX_READ: usize = 256 * 1024;
 
 /// A machine to inspect: the live one, or a recorded one.
 ///
+/// Every read of a recorded host stays inside its root: symlinks are resolved as that host
+/// would see them (an absolute target starts at the root, a `..` at the root stays there), with
+/// `openat2(RESOLVE_IN_ROOT)` where the kernel has it and the same rules by hand where it does
+/// not. The live host (root `/`) needs no resolution.
+///
 /// ```
 /// let host = nestcore::Host::from_root("/tmp").unwrap();
 /// assert!(!host.is_live());
@@ -29,9 +39,28 @@ pub const MAX_READ: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct Host {
     root: PathBuf,
+    /// The root folder, open, for `openat2` (recorded hosts only).
+    root_fd: Option<OwnedFd>,
     live: bool,
     cpuid: CpuidSource,
     recorder: Option<Mutex<Vec<Recorded>>>,
+}
+
+/// Set once `openat2` proved missing (ENOSYS: a kernel before 5.6, or a seccomp filter that
+/// says so): every later read of a recorded root resolves by hand.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// How a recorded root is opened: [`Host::open_in_root`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Read a file (never blocks on a FIFO, never becomes a controlling terminal).
+    File,
+    /// List a folder.
+    Dir,
+    /// Only look at it (fstat), following a final symlink.
+    Stat,
+    /// Only look at it, a final symlink itself (lstat).
+    StatLink,
 }
 
 /// One read that a recording host saw, for `snapshot`.
@@ -50,6 +79,7 @@ impl Host {
     pub fn live() -> Host {
         Host {
             root: PathBuf::from("/"),
+            root_fd: None,
             live: true,
             cpuid: CpuidSource::native(),
             recorder: None,
@@ -70,8 +100,15 @@ impl Host {
                 io::Error::new(io::ErrorKind::NotADirectory, "not a folder"),
             ));
         }
+        let root_fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|e| Error::io(root, e.into()))?;
         Ok(Host {
             root: root.to_path_buf(),
+            root_fd: Some(root_fd),
             live: false,
             cpuid: CpuidSource::None,
             recorder: None,
@@ -144,13 +181,99 @@ impl Host {
         }
     }
 
+    /// `abs` resolved inside the root as this host sees it (every symlink followed, none out of
+    /// the root), as a path the host sees: `/etc/grub.conf` that links to `../boot/grub/grub.conf`
+    /// is `/boot/grub/grub.conf`. Components that do not exist are kept.
+    ///
+    /// # Errors
+    /// InvalidInput for a relative path, ELOOP for a symlink loop, the error reading a link.
+    pub fn resolve(&self, abs: &str) -> io::Result<String> {
+        resolve::resolve(&self.root, abs, resolve::Mode::Read)
+            .map(|c| resolve::host_path(&c))
+            .map_err(io::Error::from)
+    }
+
     fn open(&self, abs: &str) -> io::Result<File> {
-        std::fs::OpenOptions::new()
-            .read(true)
-            // A FIFO planted in a recorded root must not block us; regular, proc and sysfs files
-            // ignore the flag.
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(self.path(abs))
+        if self.root_fd.is_none() {
+            return std::fs::OpenOptions::new()
+                .read(true)
+                // A FIFO must not block us; regular, proc and sysfs files ignore the flag.
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(self.path(abs));
+        }
+        self.open_in_root(abs, Open::File).map(File::from)
+    }
+
+    /// Opens `abs` of a recorded root without leaving it: `openat2(RESOLVE_IN_ROOT |
+    /// RESOLVE_NO_MAGICLINKS)` on the root's folder, or, where the kernel lacks openat2 (or a
+    /// seccomp filter refuses it), [`resolve::resolve`] then an open that does not follow a
+    /// final symlink (so a symlink swapped in after the resolution is refused, not followed).
+    fn open_in_root(&self, abs: &str, how: Open) -> io::Result<OwnedFd> {
+        self.open_in_root_with(abs, how, !NO_OPENAT2.load(Ordering::Relaxed))
+    }
+
+    /// [`Host::open_in_root`], `openat2` tried first when `try_openat2` (tests compare both).
+    fn open_in_root_with(&self, abs: &str, how: Open, try_openat2: bool) -> io::Result<OwnedFd> {
+        let flags = OFlags::CLOEXEC
+            | match how {
+                Open::File => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+                Open::Dir => OFlags::RDONLY | OFlags::DIRECTORY,
+                Open::Stat => OFlags::PATH,
+                Open::StatLink => OFlags::PATH | OFlags::NOFOLLOW,
+            };
+        if let Some(fd) = &self.root_fd {
+            if try_openat2 {
+                let rel = abs.trim_start_matches('/');
+                let rel = if rel.is_empty() { "." } else { rel };
+                let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+                for _ in 0..4 {
+                    match rustix::fs::openat2(fd, rel, flags, FileMode::empty(), resolve) {
+                        Ok(f) => return Ok(f),
+                        // A rename raced with the lookup of `..`: the kernel asks to retry.
+                        Err(rustix::io::Errno::AGAIN) => continue,
+                        Err(rustix::io::Errno::NOSYS) => {
+                            NO_OPENAT2.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        // A seccomp filter (EPERM) or a kernel that knows openat2 without these
+                        // flags (EINVAL): the same rules by hand, for this call.
+                        Err(rustix::io::Errno::PERM | rustix::io::Errno::INVAL) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        let mode = if how == Open::StatLink {
+            resolve::Mode::ReadLink
+        } else {
+            resolve::Mode::Read
+        };
+        let real = resolve::real_path(&self.root, &resolve::resolve(&self.root, abs, mode)?);
+        let flags = if how == Open::StatLink {
+            flags
+        } else {
+            flags | OFlags::NOFOLLOW
+        };
+        match rustix::fs::open(&real, flags, FileMode::empty()) {
+            // O_PATH|O_NOFOLLOW opens a symlink itself; O_NOFOLLOW alone refuses one (ELOOP).
+            Ok(f) => Ok(f),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The metadata of `abs`: through the root for a recorded host; `follow` follows a final
+    /// symlink.
+    fn stat(&self, abs: &str, follow: bool) -> io::Result<std::fs::Metadata> {
+        if self.root_fd.is_none() {
+            let p = self.path(abs);
+            return if follow {
+                std::fs::metadata(p)
+            } else {
+                std::fs::symlink_metadata(p)
+            };
+        }
+        let how = if follow { Open::Stat } else { Open::StatLink };
+        File::from(self.open_in_root(abs, how)?).metadata()
     }
 
     /// Reads a whole small file as text (invalid UTF-8 replaced), at most [`MAX_READ`] bytes.
@@ -251,7 +374,7 @@ impl Host {
 
     /// Whether `abs` exists (without following a final symlink's target: a dangling link exists).
     pub fn exists(&self, abs: &str) -> bool {
-        let e = std::fs::symlink_metadata(self.path(abs));
+        let e = self.stat(abs, false);
         if let Ok(m) = &e {
             let d = m.is_dir();
             self.record(|| Recorded::Exists(abs.to_string(), d));
@@ -261,9 +384,7 @@ impl Host {
 
     /// Whether `abs` is a folder (following symlinks).
     pub fn is_dir(&self, abs: &str) -> bool {
-        let d = std::fs::metadata(self.path(abs))
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
+        let d = self.stat(abs, true).map(|m| m.is_dir()).unwrap_or(false);
         if d {
             self.record(|| Recorded::Exists(abs.to_string(), true));
         }
@@ -275,7 +396,7 @@ impl Host {
     /// # Errors
     /// The I/O error.
     pub fn metadata(&self, abs: &str) -> io::Result<std::fs::Metadata> {
-        let m = std::fs::metadata(self.path(abs));
+        let m = self.stat(abs, true);
         if let Ok(m) = &m {
             let d = m.is_dir();
             self.record(|| Recorded::Exists(abs.to_string(), d));
@@ -315,9 +436,24 @@ impl Host {
     /// The I/O error.
     pub fn read_dir(&self, abs: &str) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(self.path(abs))?.take(4096) {
-            let entry = entry?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
+        if self.root_fd.is_none() {
+            for entry in std::fs::read_dir(self.path(abs))?.take(4096) {
+                let entry = entry?;
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        } else {
+            let dir = rustix::fs::Dir::new(self.open_in_root(abs, Open::Dir)?)?;
+            for entry in dir {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                names.push(String::from_utf8_lossy(name).into_owned());
+                if names.len() >= 4096 {
+                    break;
+                }
+            }
         }
         names.sort();
         self.record(|| Recorded::Dir(abs.to_string(), names.clone()));
@@ -373,6 +509,110 @@ mod tests {
         let host = Host::from_root(dir.path()).unwrap();
         assert_eq!(host.read_bytes("/big").unwrap().len(), MAX_READ);
         assert_eq!(host.read_until("/big", |_| false).unwrap().len(), MAX_READ);
+    }
+
+    /// Issue 13, item 7: reads of a recorded root resolve every symlink inside it, as that host
+    /// would (openat2 RESOLVE_IN_ROOT), and the hand-made fallback answers exactly the same.
+    #[test]
+    fn reads_never_leave_the_root_with_or_without_openat2() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "OUTSIDE\n").unwrap();
+        let root = dir.path().join("root");
+        for d in [
+            "etc/modprobe.d",
+            "usr/lib/modprobe.d",
+            "proc",
+            "sys/module/kvm_intel/parameters",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("etc/secret"), "INSIDE\n").unwrap();
+        std::fs::write(
+            root.join("usr/lib/modprobe.d/kvm.conf"),
+            "options kvm_intel nested=1\n",
+        )
+        .unwrap();
+        let out = outside.to_str().unwrap().to_string();
+        let links: &[(&str, String)] = &[
+            ("proc/cmdline", "../../outside/secret".into()),
+            ("proc/cpuinfo", format!("{out}/secret")),
+            ("etc/up", "../../../../../etc/secret".into()),
+            ("etc/abs", "/etc/secret".into()),
+            ("lib", "usr/lib".into()),
+            ("etc/modprobe.d/dir", "/../../..".into()),
+            ("etc/modprobe.d/outside-dir", out.clone()),
+            ("sys/module/kvm_intel/parameters/nested", "nested".into()),
+            ("etc/dangling", "/nonexistent/file".into()),
+            ("etc/loop-a", "loop-b".into()),
+            ("etc/loop-b", "loop-a".into()),
+        ];
+        for (at, to) in links {
+            symlink(to, root.join(at)).unwrap();
+        }
+        let host = Host::from_root(&root).unwrap();
+        let paths = [
+            "/proc/cmdline",
+            "/proc/cpuinfo",
+            "/etc/up",
+            "/etc/abs",
+            "/lib/modprobe.d/kvm.conf",
+            "/etc/modprobe.d/dir/etc/secret",
+            "/etc/modprobe.d/outside-dir/secret",
+            "/etc/modprobe.d/dir",
+            "/sys/module/kvm_intel/parameters/nested",
+            "/etc/dangling",
+            "/etc/loop-a",
+            "/../../etc/secret",
+            "/",
+        ];
+        let mut openat2_used = false;
+        for p in paths {
+            let mut answers = Vec::new();
+            for try_openat2 in [true, false] {
+                let read = host.open_in_root_with(p, Open::File, try_openat2).and_then(|fd| {
+                    let mut s = String::new();
+                    File::from(fd).read_to_string(&mut s).map(|_| s)
+                });
+                let stat = host
+                    .open_in_root_with(p, Open::StatLink, try_openat2)
+                    .and_then(|fd| File::from(fd).metadata())
+                    .map(|m| m.file_type().is_symlink());
+                let dir = host
+                    .open_in_root_with(p, Open::Dir, try_openat2)
+                    .and_then(|fd| Ok(rustix::fs::Dir::new(fd)?.count()));
+                let show = |r: &io::Result<String>| match r {
+                    Ok(s) => format!("ok {s:?}"),
+                    Err(e) => format!("err {:?}", e.raw_os_error()),
+                };
+                let read_s = show(&read);
+                assert!(
+                    !read_s.contains("OUTSIDE"),
+                    "{p} (openat2 {try_openat2}) read outside the root"
+                );
+                answers.push((
+                    read_s,
+                    format!("{:?}", stat.map_err(|e| e.raw_os_error())),
+                    format!("{:?}", dir.map_err(|e| e.raw_os_error())),
+                ));
+                openat2_used |= try_openat2 && !NO_OPENAT2.load(Ordering::Relaxed);
+            }
+            assert_eq!(answers[0], answers[1], "{p}: openat2 and the fallback disagree");
+        }
+        assert_eq!(host.read("/etc/up").unwrap(), "INSIDE\n");
+        assert_eq!(host.read("/etc/modprobe.d/dir/etc/secret").unwrap(), "INSIDE\n");
+        assert!(host.read("/proc/cmdline").is_err());
+        assert_eq!(host.read_dir("/lib/modprobe.d").unwrap(), vec!["kvm.conf"]);
+        assert!(host.exists("/etc/dangling") && !host.is_dir("/etc/dangling"));
+        assert!(host.is_dir("/etc/modprobe.d/dir"));
+        assert_eq!(
+            host.resolve("/lib/modprobe.d/kvm.conf").unwrap(),
+            "/usr/lib/modprobe.d/kvm.conf"
+        );
+        assert_eq!(host.resolve("/etc/up").unwrap(), "/etc/secret");
+        println!("openat2 used: {openat2_used}");
     }
 
     #[test]

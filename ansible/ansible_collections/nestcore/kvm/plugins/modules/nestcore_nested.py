@@ -15,14 +15,21 @@ version_added: "0.1.0"
 description:
   - Plans the change with C(nestcore.plan_nested()) (a modprobe.d drop-in, the kernel command
     line of every boot loader configuration found, a reload of the vendor module) and applies
-    it, with backups and a rollback when a step fails.
+    it, with a rollback when a step fails. What an apply changes is kept in the backup store
+    (C(/var/lib/nestcore/backup) under the root); O(state=undone) puts the last apply back.
   - Idempotent. A host already as wanted gets an empty plan and the module reports no change.
   - In check mode the module plans only; with C(--diff) it shows every file edit.
-  - The module reads the host's report first, and fails naming the host and the reason when
-    nesting cannot be had there (no VMX/SVM, virtualization disabled in the firmware), when
+  - Turning nesting off is off in every layer that sets it on (modprobe.d, the kernel command
+    line), whatever O(persist) says.
+  - The module fails, naming the host and the plan's blocker (its reason and remedy), when the
+    plan cannot work or cannot be applied as it is - nesting impossible on the host according to
+    nestcore's check (no VMX/SVM, disabled in the firmware, the hypervisor below does not pass
+    it on, a PVM guest; see O(force)), a modprobe.d line that would win over nestcore's drop-in
+    (see O(neutralise_conflicts)), another layer that would override the one written - and when
     the vendor module is in use or built into the kernel and O(persist) asks for a runtime
-    reload, and when the plan is blocked (for instance a modprobe.d line that would win over
-    nestcore's drop-in, see O(neutralise_conflicts)).
+    reload.
+  - The planner's warnings are Ansible warnings; its notes (which module, which boot loaders
+    were found) are returned as RV(notes).
 author:
   - nestcore developers (!UNKNOWN)
 requirements:
@@ -31,8 +38,12 @@ options:
   state:
     description:
       - Whether nested virtualization should be on (V(enabled)) or off (V(disabled)).
+      - V(undone) puts back exactly what the last apply on the host changed, from the backup
+        store (files restored byte for byte, created files removed, the module reloaded back);
+        a later run with V(undone) finds that apply undone and changes nothing. O(persist),
+        O(neutralise_conflicts) and O(force) do not apply to it.
     type: str
-    choices: [enabled, disabled]
+    choices: [enabled, disabled, undone]
     default: enabled
   persist:
     description:
@@ -62,6 +73,13 @@ options:
     description:
       - Comment out (or override in C(/etc/modprobe.d)) the modprobe.d lines that set the
         opposite value and would win over nestcore's drop-in, instead of failing on them.
+    type: bool
+    default: false
+  force:
+    description:
+      - Plan and apply nesting on even where nestcore's check says it cannot work on the host
+        (no VMX/SVM, disabled in the firmware, not passed on by the hypervisor below, a PVM
+        guest). Those blockers become warnings; nesting still cannot work there.
     type: bool
     default: false
 attributes:
@@ -151,9 +169,22 @@ blockers:
   description: Why the plan cannot be applied (the module fails when there are any).
   returned: always
   type: list
-  elements: str
-warnings:
-  description: The planner's warnings (which module, which boot loaders were found).
+  elements: dict
+  contains:
+    code:
+      description:
+        - A stable code, nestcore's check finding (C(cpu.firmware_disabled),
+          C(cpu.extension_missing), C(cpu.extension_hidden_by_hypervisor), C(kvm.pvm_backend))
+          or the planner's (C(plan.modprobe_conflict), C(plan.no_boot_loader), ...).
+      type: str
+    reason:
+      description: Why.
+      type: str
+    remedy:
+      description: What to do about it.
+      type: str
+notes:
+  description: How the planner decided (which module and why, which boot loaders were found).
   returned: always
   type: list
   elements: str
@@ -163,10 +194,19 @@ written:
   type: list
   elements: str
 backups:
-  description: The backups made of the files written.
+  description: The copies of the originals in the backup store (C(/var/lib/nestcore/backup)).
   returned: when applied
   type: list
   elements: str
+removed:
+  description: The files removed (an undo of files an apply created).
+  returned: when applied
+  type: list
+  elements: str
+transaction:
+  description: The backup store's manifest of this apply (C(nestcore enable --undo) reads it).
+  returned: when applied
+  type: str
 commands:
   description: The commands run, each with its exit status.
   returned: when applied
@@ -194,7 +234,11 @@ host:
   returned: always
   type: str
 reason:
-  description: Why the module failed, as a short code.
+  description:
+    - Why the module failed, as a short code - C(no_extension), C(firmware_disabled),
+      C(hidden_by_hypervisor), C(pvm_backend), C(unsupported_cpu) (nestcore's check says nesting
+      cannot work), C(blocked) (another blocker), C(module_busy), C(module_builtin),
+      C(apply_failed), C(invalid), C(error).
   returned: failure
   type: str
   sample: module_busy
@@ -213,20 +257,30 @@ from ansible_collections.nestcore.kvm.plugins.module_utils.nestcore_common impor
     error_message,
     host_label,
     nestcore,
-    problems,
 )
 
 PERSIST_CHOICES = ["modprobe", "cmdline", "runtime"]
 
 ARGUMENT_SPEC = dict(
-    state=dict(type="str", choices=["enabled", "disabled"], default="enabled"),
+    state=dict(type="str", choices=["enabled", "disabled", "undone"], default="enabled"),
     persist=dict(type="list", elements="str", choices=PERSIST_CHOICES, default=["modprobe"]),
     root=dict(type="path"),
     cpuid=dict(type="path"),
     neutralise_conflicts=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
 )
 
 VENDOR_MODULES = ("kvm_intel", "kvm_amd")
+
+# The blocker codes of nestcore's check (nesting cannot work on this host) as the module's
+# failure reasons; every other blocker is "blocked".
+BLOCKER_REASONS = {
+    "cpu.extension_missing": "no_extension",
+    "cpu.firmware_disabled": "firmware_disabled",
+    "cpu.extension_hidden_by_hypervisor": "hidden_by_hypervisor",
+    "kvm.pvm_backend": "pvm_backend",
+    "plan.no_vendor_module": "unsupported_cpu",
+}
 
 
 def _fail(root, reason, why, **extra):
@@ -242,42 +296,12 @@ def _vendor_module(report):
     return None
 
 
-def preflight(report, params):
-    """Fails, naming the host and the reason, when the report already shows that the wanted
-    change cannot work here."""
-    root = params.get("root")
-    if params["state"] != "enabled":
-        return
-    cpu = report.cpu
-    fails = "; ".join(p["message"] for p in problems(report, "fail"))
-    if cpu.extension in ("none", "unknown"):
-        what = "no hardware virtualization extension (VMX/SVM)" if cpu.extension == "none" else (
-            "the CPU's virtualization extension is unknown (architecture %s)" % (getattr(cpu, "arch", None) or "unknown")
-        )
-        raise _fail(root, "no_extension", "cannot enable nested virtualization: %s%s" % (what, ": " + fails if fails else ""))
-    if cpu.firmware == "disabled":
-        raise _fail(
-            root,
-            "firmware_disabled",
-            "cannot enable nested virtualization: %s is disabled in the firmware (BIOS/UEFI)%s"
-            % (cpu.extension.upper(), ": " + fails if fails else ""),
-        )
-    if "runtime" in params["persist"]:
-        m = _vendor_module(report)
-        if m is not None and m.state == "builtin":
-            raise _fail(
-                root,
-                "module_builtin",
-                "cannot reload %s: it is built into the kernel; use persist: [cmdline] and reboot" % m.name,
-            )
-        if m is not None and m.state == "loaded" and ((m.refcnt or 0) > 0 or m.holders):
-            raise _fail(
-                root,
-                "module_busy",
-                "cannot reload %s: it is in use (refcnt %s%s): stop the virtual machines first, or use "
-                "persist: [modprobe] or [cmdline] and reboot"
-                % (m.name, m.refcnt, ", holders " + ", ".join(m.holders) if m.holders else ""),
-            )
+def _blocker_dict(b):
+    return {"code": b.code, "reason": b.reason, "remedy": b.remedy}
+
+
+def _blocker_text(b):
+    return "%s (remedy: %s)" % (b.reason, b.remedy) if b.remedy else b.reason
 
 
 def _host_path(root, path):
@@ -299,9 +323,10 @@ def _wanted_nested(state):
 def _needs_reboot(nested, wanted, plan_says, now=False):
     """Whether the running kernel still lacks the wanted state after this run: its nested
     parameter differs (unless a runtime reload is about to fix it now), or, when the module is
-    not loaded (``unknown``), whether the plan's changes wait for a reboot. A host whose kernel
+    not loaded (``unknown``) or the wanted state is not one value (an undo, ``None``), whether
+    the plan's changes wait for a reboot. A host whose kernel
     already has the wanted state needs no reboot, whatever was persisted for the next one."""
-    if nested == "unknown":
+    if nested == "unknown" or wanted is None:
         return plan_says
     return nested != wanted and not now
 
@@ -316,8 +341,9 @@ def _command_str(cmd):
     return str(cmd)
 
 
-def run(params, nc, check_mode=False):
-    """The module's result for ``params``; raises NestcoreModuleFailure."""
+def run(params, nc, check_mode=False, warn=None):
+    """The module's result for ``params``; raises NestcoreModuleFailure. ``warn`` receives the
+    planner's warnings (``module.warn`` in ``main()``)."""
     root = params.get("root")
     persist = list(params.get("persist") or [])
     if not persist:
@@ -329,21 +355,32 @@ def run(params, nc, check_mode=False):
     params = dict(params, state=state, persist=persist)
 
     report = check_host(nc, root=root, cpuid=params.get("cpuid"), probe=False)
-    preflight(report, params)
     before = report.kvm.nested
 
-    want = "on" if state == "enabled" else "off"
-    if not hasattr(nc, "plan_nested"):
+    want = {"enabled": "on", "disabled": "off"}.get(state, "undo")
+    needed = "plan_undo" if want == "undo" else "plan_nested"
+    if not hasattr(nc, needed):
         raise _fail(
             root,
             "nestcore_too_old",
-            "the nestcore package on the target (%s) has no plan_nested(): install a newer wheel"
-            % getattr(nc, "__version__", "unknown version"),
+            "the nestcore package on the target (%s) has no %s(): install a newer wheel"
+            % (getattr(nc, "__version__", "unknown version"), needed),
         )
     try:
-        plan = nc.plan_nested(
-            root=root, want=want, persist=tuple(persist), neutralise_conflicts=bool(params.get("neutralise_conflicts"))
-        )
+        if want == "undo":
+            plan = nc.plan_undo(root=root)
+        else:
+            # nestcore's check (with the CPUID dump of a recorded root) decides whether nesting
+            # can work here: its blockers come back in the plan.
+            plan = nc.plan_nested(
+                root=root,
+                want=want,
+                persist=tuple(persist),
+                neutralise_conflicts=bool(params.get("neutralise_conflicts")),
+                force=bool(params.get("force")),
+                cpuid=params.get("cpuid"),
+                dialect="ansible",
+            )
     except nc.NestcoreError as exc:
         m = _vendor_module(report)
         msg = error_message(exc)
@@ -357,8 +394,8 @@ def run(params, nc, check_mode=False):
         plan=plan.text(),
         actions=actions,
         timeline=[{"when": w, "what": what} for (w, what) in plan.timeline],
-        blockers=list(plan.blockers),
-        warnings=list(plan.warnings),
+        blockers=[_blocker_dict(b) for b in plan.blockers],
+        notes=list(plan.notes),
         nested_before=before,
         nested_after=before,
         reboot_required=False,
@@ -366,14 +403,26 @@ def run(params, nc, check_mode=False):
         diff=[],
     )
     if plan.blockers:
+        first = plan.blockers[0]
         raise _fail(
             root,
-            "blocked",
-            "the plan is blocked: %s" % "; ".join(plan.blockers),
-            blockers=list(plan.blockers),
+            BLOCKER_REASONS.get(first.code, "blocked"),
+            "cannot %s: %s"
+            % (
+                {"on": "turn nested virtualization on", "off": "turn nested virtualization off"}.get(
+                    want, "undo the last apply"
+                ),
+                "; ".join(_blocker_text(b) for b in plan.blockers),
+            ),
+            blockers=result["blockers"],
             plan=result["plan"],
         )
-    wanted = _wanted_nested(state)
+    # Real warnings are Ansible warnings (module.warn); notes are data.
+    for w in plan.warnings:
+        if warn is not None:
+            warn(w)
+    # An undo wants whatever the host had before the apply: the planner's view decides.
+    wanted = None if want == "undo" else _wanted_nested(state)
     if plan.is_empty:
         result["reboot_required"] = _needs_reboot(before, wanted, False)
         return result
@@ -407,7 +456,9 @@ def run(params, nc, check_mode=False):
     result.update(
         changed=bool(applied.changed),
         written=[str(w) for w in applied.written],
+        removed=[str(r) for r in getattr(applied, "removed", ())],
         backups=[str(b) for b in applied.backups],
+        transaction=getattr(applied, "transaction", None),
         commands=[{"cmd": _command_str(c), "status": s} for (c, s) in applied.commands],
         deferred=[_command_str(c) for c in applied.deferred],
         verified=applied.verified,
@@ -427,7 +478,7 @@ def main():
     if not HAS_NESTCORE:
         module.fail_json(msg=missing_required_lib("nestcore"), exception=NESTCORE_IMPORT_ERROR)
     try:
-        result = run(module.params, nestcore, check_mode=module.check_mode)
+        result = run(module.params, nestcore, check_mode=module.check_mode, warn=module.warn)
     except NestcoreModuleFailure as exc:
         module.fail_json(msg=exc.msg, **exc.extra)
     module.exit_json(**result)

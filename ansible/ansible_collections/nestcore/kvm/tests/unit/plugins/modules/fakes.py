@@ -13,11 +13,13 @@ class Obj:
 
 
 class FakePlan:
-    def __init__(self, actions=(), blockers=(), warnings=(), timeline=(), reboot_required=False, apply_error=None,
-                 changed=True, on_apply=None):
+    def __init__(self, actions=(), blockers=(), warnings=(), notes=(), timeline=(), reboot_required=False,
+                 apply_error=None, changed=True, on_apply=None):
         self.actions = [Obj(kind=k, description=d, path=p, diff=df) for (k, d, p, df) in actions]
-        self.blockers = list(blockers)
+        # blockers: (code, reason, remedy) triples, like nestcore.PlanBlocker.
+        self.blockers = [Obj(code=c, reason=r, remedy=m) for (c, r, m) in blockers]
         self.warnings = list(warnings)
+        self.notes = list(notes)
         self.timeline = list(timeline)
         self.reboot_required = reboot_required
         self.is_empty = not self.actions
@@ -35,8 +37,9 @@ class FakePlan:
             raise self.apply_error
         if self.on_apply:
             self.on_apply()
-        return Obj(written=[a.path for a in self.actions if a.path], backups=[], commands=[(("update-grub",), 0)],
-                   deferred=[("modprobe", "-r", "kvm_intel")], rolled_back=[], verified=None, changed=self.changed)
+        return Obj(written=[a.path for a in self.actions if a.path], removed=[], backups=[],
+                   commands=[(("update-grub",), 0)], deferred=[("modprobe", "-r", "kvm_intel")], rolled_back=[],
+                   verified=None, transaction="/var/lib/nestcore/backup/0001/manifest.json", changed=self.changed)
 
 
 class FakeNestcore:
@@ -55,8 +58,16 @@ class FakeNestcore:
     def check(self, root=None, cpuid=None, probe=True):
         return nestcore.check(root, cpuid=cpuid, probe=probe)
 
-    def plan_nested(self, root=None, want="on", persist=("modprobe",), neutralise_conflicts=False):
-        self.plan_calls.append(dict(root=root, want=want, persist=persist, neutralise_conflicts=neutralise_conflicts))
+    def plan_nested(self, root=None, want="on", persist=("modprobe",), neutralise_conflicts=False, *, force=False,
+                    cpuid=None, dialect="python"):
+        self.plan_calls.append(dict(root=root, want=want, persist=persist, neutralise_conflicts=neutralise_conflicts,
+                                    force=force, cpuid=cpuid, dialect=dialect))
+        if self.plan_error is not None:
+            raise self.plan_error
+        return self.plan
+
+    def plan_undo(self, root=None):
+        self.plan_calls.append(dict(root=root, want="undo"))
         if self.plan_error is not None:
             raise self.plan_error
         return self.plan

@@ -79,3 +79,15 @@ def test_main_with_the_real_recommend(run_main, fixtures):
     assert status == "exit", result
     assert "<cpu" in result["libvirt_xml"]
     assert result["nova"], result["nova_ini"]
+
+
+@pytest.mark.skipif(not hasattr(nestcore, "recommend"), reason="nestcore.recommend() not in this build yet")
+def test_a_control_character_never_reaches_the_configuration(run_main, fixtures):
+    """Issue 13: a newline in a model name is refused by nestcore (named), never written."""
+    d = fixtures / "hosts" / "intel-nested-on"
+    args = {"root": str(d / "root"), "cpuid": str(d / "cpuid.txt"), "migratable": True, "model": "Haswell\ninitrd /evil"}
+    status, result = run_main(nestcore_guest_cpu, args)
+    assert status == "exit", result
+    for key in ("libvirt_xml", "qemu_cpu", "nova_ini"):
+        assert "initrd /evil" not in result[key] and "Haswell" not in result[key], result[key]
+    assert any("U+000A (line feed)" in c for c in result["caveats"]), result["caveats"]

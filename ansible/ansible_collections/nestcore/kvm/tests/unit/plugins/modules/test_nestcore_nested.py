@@ -1,6 +1,8 @@
-"""nestcore_nested: arguments, the report read first (failures that name the host and the reason),
-blockers, idempotence (empty plan => no change), check mode, diffs, apply failures. The plan
-is a fake with the documented attributes; the reports are the real ones of recorded hosts."""
+"""nestcore_nested: arguments, the plan's blockers (failures that name the host, the reason and
+the remedy; the real planner on copies of recorded hosts), warnings as module warnings and
+notes as data, idempotence (empty plan => no change), check mode, diffs, apply failures, undo.
+Most plans are fakes with the documented attributes; the reports are the real ones of recorded
+hosts."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ DROPIN_DIFF = "--- /dev/null\n+++ %s\n@@ -0,0 +1 @@\n+options kvm_intel nested=1
 
 
 def params(root, **kw):
-    p = {"state": "enabled", "persist": ["modprobe"], "root": str(root), "neutralise_conflicts": False}
+    p = {"state": "enabled", "persist": ["modprobe"], "root": str(root), "neutralise_conflicts": False, "force": False}
     p.update(kw)
     return p
 
@@ -55,8 +57,9 @@ def fails(p, nc, check_mode=False):
 
 def test_argument_spec():
     spec = nestcore_nested.ARGUMENT_SPEC
-    assert set(spec) == {"state", "persist", "root", "cpuid", "neutralise_conflicts"}
-    assert spec["state"]["choices"] == ["enabled", "disabled"] and spec["state"]["default"] == "enabled"
+    assert set(spec) == {"state", "persist", "root", "cpuid", "neutralise_conflicts", "force"}
+    assert spec["state"]["choices"] == ["enabled", "disabled", "undone"] and spec["state"]["default"] == "enabled"
+    assert spec["force"] == {"type": "bool", "default": False}
     assert spec["persist"]["default"] == ["modprobe"]
     assert spec["persist"]["choices"] == ["modprobe", "cmdline", "runtime"]
     assert spec["persist"]["type"] == "list" and spec["persist"]["elements"] == "str"
@@ -79,43 +82,67 @@ def test_empty_persist_fails(fixtures):
 @pytest.mark.parametrize(
     "name,reason,words",
     [
-        ("no-extension", "no_extension", "no hardware virtualization extension"),
-        ("xen-pv-guest", "no_extension", "VMX/SVM"),
-        ("aarch64-no-cpuid", "no_extension", "aarch64"),
-        ("intel-firmware-disabled", "firmware_disabled", "disabled in the firmware"),
+        ("no-extension", "no_extension", "neither VMX (VT-x) nor SVM"),
+        ("xen-pv-guest", "hidden_by_hypervisor", "does not pass"),
+        ("aarch64-no-cpuid", "unsupported_cpu", "no x86 vendor_id"),
+        ("intel-firmware-disabled", "firmware_disabled", "firmware disabled it"),
+        ("pvm-guest", "pvm_backend", "kvm_pvm"),
     ],
 )
-def test_report_first_no_extension_or_firmware(fixtures, name, reason, words):
-    nc = FakeNestcore()
-    root = fixtures / "hosts" / name / "root"
+def test_hosts_where_nesting_cannot_work_fail_with_the_blocker(fixtures, tmp_path, name, reason, words):
+    """The real planner: nestcore's check is the judge (issue 13), the module only reports."""
+    root = copy_root(fixtures, tmp_path, "hosts", name)
     cpuid = fixtures / "hosts" / name / "cpuid.txt"
-    e = fails(params(root, cpuid=str(cpuid) if cpuid.exists() else None), nc)
-    assert e.extra["reason"] == reason
+    e = fails(params(root, cpuid=str(cpuid) if cpuid.exists() else None), nestcore)
+    assert e.extra["reason"] == reason, e.msg
     assert words in e.msg and str(root) in e.msg
-    assert nc.plan_calls == []  # failed before planning
+    assert e.extra["blockers"][0]["reason"] in e.msg
+    if reason != "unsupported_cpu":
+        # The remedy, in Ansible's words.
+        assert "force: true" in e.msg and "--force" not in e.msg
+    assert not (root / "etc/modprobe.d/nestcore-kvm.conf").exists()  # nothing applied
 
 
-def test_busy_module_fails_for_runtime_only(fixtures):
-    root = fixtures / "enable/busy-module/root"
-    nc = FakeNestcore(plan=FakePlan())
-    e = fails(params(root, persist=["runtime"]), nc)
+def test_force_plans_it_anyway_and_warns(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "hosts", "no-extension")
+    warned = []
+    r = nestcore_nested.run(params(root, force=True), nestcore, warn=warned.append)
+    assert r["changed"] is True and r["blockers"] == []
+    assert any(w.startswith("forced past (force: true): ") for w in warned), warned
+    assert "warnings" not in r  # exit_json(warnings=...) is deprecated in ansible-core 2.19
+
+
+def test_busy_module_fails_for_runtime_only(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "enable", "busy-module")
+    e = fails(params(root, persist=["runtime"]), nestcore)
     assert e.extra["reason"] == "module_busy"
     assert "kvm_intel" in e.msg and "in use" in e.msg and "refcnt 3" in e.msg
-    assert nc.plan_calls == []
     # modprobe.d does not need the module unloaded: planned as usual.
+    nc = FakeNestcore(plan=FakePlan())
     assert nestcore_nested.run(params(root), nc)["changed"] is False
     assert len(nc.plan_calls) == 1
 
 
-def test_builtin_module_fails_for_runtime(fixtures):
-    e = fails(params(fixtures / "enable/wsl2-builtin/root", persist=["runtime", "modprobe"]), FakeNestcore())
+def test_builtin_module_fails_for_runtime(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "enable", "wsl2-builtin")
+    e = fails(params(root, persist=["runtime", "modprobe"]), nestcore)
     assert e.extra["reason"] == "module_builtin" and "built into the kernel" in e.msg and "cmdline" in e.msg
 
 
-def test_disabling_skips_the_extension_check(fixtures):
+def test_disabling_is_not_judged_by_the_check(fixtures):
     nc = FakeNestcore()
     r = nestcore_nested.run(params(fixtures / "hosts/no-extension/root", state="disabled"), nc)
     assert r["changed"] is False and nc.plan_calls[0]["want"] == "off"
+
+
+def test_notes_are_data_and_warnings_are_warnings(fixtures):
+    plan = FakePlan(notes=["kvm_intel chosen from /proc/cpuinfo vendor_id \"GenuineIntel\""],
+                    warnings=["the running kernel's command line sets kvm-intel.nested=0"])
+    warned = []
+    r = nestcore_nested.run(params(fixtures / "hosts/intel-nested-on/root"), FakeNestcore(plan=plan), warn=warned.append)
+    assert r["notes"] == list(plan.notes)
+    assert warned == list(plan.warnings)
+    assert "warnings" not in r
 
 
 def test_planner_error_names_the_host_and_reason(fixtures):
@@ -130,14 +157,30 @@ def test_options_reach_the_planner(fixtures):
     nc = FakeNestcore()
     root = fixtures / "hosts/intel-nested-off/root"
     nestcore_nested.run(params(root, persist=["cmdline", "modprobe"], neutralise_conflicts=True), nc)
-    assert nc.plan_calls == [dict(root=str(root), want="on", persist=("cmdline", "modprobe"), neutralise_conflicts=True)]
+    assert nc.plan_calls == [
+        dict(root=str(root), want="on", persist=("cmdline", "modprobe"), neutralise_conflicts=True, force=False,
+             cpuid=None, dialect="ansible")
+    ]
 
 
 def test_blockers_fail_and_nothing_is_applied(fixtures):
-    plan = FakePlan(actions=[("write", "drop-in", DROPIN, DROPIN_DIFF)], blockers=["/usr/lib/modprobe.d/x.conf:2 wins"])
+    plan = FakePlan(
+        actions=[("write", "drop-in", DROPIN, DROPIN_DIFF)],
+        blockers=[("plan.modprobe_conflict", "/usr/lib/modprobe.d/x.conf:2 wins", "neutralise_conflicts: true")],
+    )
     e = fails(params(fixtures / "enable/conflict-distro/root"), FakeNestcore(plan=plan))
-    assert e.extra["reason"] == "blocked" and e.extra["blockers"] == ["/usr/lib/modprobe.d/x.conf:2 wins"]
-    assert "x.conf:2 wins" in e.msg and plan.applied == 0
+    assert e.extra["reason"] == "blocked"
+    assert e.extra["blockers"] == [
+        {"code": "plan.modprobe_conflict", "reason": "/usr/lib/modprobe.d/x.conf:2 wins", "remedy": "neutralise_conflicts: true"}
+    ]
+    assert "x.conf:2 wins (remedy: neutralise_conflicts: true)" in e.msg and plan.applied == 0
+
+
+def test_real_conflict_speaks_ansible(fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "enable", "conflict-distro")
+    e = fails(params(root), nestcore)
+    assert e.extra["reason"] == "blocked" and e.extra["blockers"][0]["code"] == "plan.modprobe_conflict"
+    assert "neutralise_conflicts: true" in e.msg and "--neutralise-conflicts" not in e.msg
 
 
 def test_empty_plan_is_no_change(fixtures):
@@ -213,3 +256,20 @@ def test_real_plan_is_idempotent(run_main, fixtures, tmp_path):
     assert any(d["after_header"] == DROPIN for d in first["diff"])
     status, second = run_main(nestcore_nested, args)
     assert status == "exit" and second["changed"] is False, second
+
+
+@pytest.mark.skipif(not hasattr(nestcore, "plan_undo"), reason="nestcore.plan_undo() not in this build yet")
+def test_undone_puts_back_the_last_apply(run_main, fixtures, tmp_path):
+    root = copy_root(fixtures, tmp_path, "enable", "debian-grub2")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    status, r = run_main(nestcore_nested, {"root": str(root), "persist": ["modprobe", "cmdline"]})
+    assert status == "exit" and r["changed"] is True and r["transaction"].endswith("/0001/manifest.json"), r
+    status, r = run_main(nestcore_nested, {"root": str(root), "state": "undone", "_ansible_check_mode": True})
+    assert status == "exit" and r["changed"] is True and r["diff"]
+    status, r = run_main(nestcore_nested, {"root": str(root), "state": "undone"})
+    assert status == "exit" and r["changed"] is True, r
+    assert r["removed"] == [DROPIN]
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "var/lib/nestcore" not in str(p)}
+    assert after == before
+    status, r = run_main(nestcore_nested, {"root": str(root), "state": "undone"})
+    assert status == "exit" and r["changed"] is False, r
