@@ -287,7 +287,34 @@ pub fn judge(
     // 4. Nested.
     let cmdline_key = format!("{vendor_mod_name}.nested");
     let cmdline_nested = cmdline.relevant.iter().find(|p| p.name == cmdline_key);
-    if let Some(p) = cmdline_nested {
+    let refused = cmdline_nested.and_then(|p| {
+        match crate::kvm::param_load_value(vendor_mod_name, "nested", p.value.as_deref()) {
+            Some(Err(why)) => Some((p, why)),
+            _ => None,
+        }
+    });
+    if let Some((p, why)) = refused {
+        let v = p.value.as_deref().unwrap_or("");
+        b.add(
+            "kvm.cmdline_invalid",
+            Level::Warn,
+            C_NESTED,
+            format!(
+                "The kernel command line sets {}{}, which {vendor_mod_name} refuses to load with: {why} \
+                 (the kernel logs \"{vendor_mod_name}: `{v}' invalid for parameter `nested'\" and modprobe fails)",
+                p.name,
+                p.value.as_deref().map(|v| format!("={v}")).unwrap_or_default(),
+            ),
+            vec![Evidence::new(
+                "/proc/cmdline",
+                format!("{}{}", p.name, p.value.as_deref().map(|v| format!("={v}")).unwrap_or_default()),
+            )],
+            Some(format!(
+                "Write {}.nested=1 (or =0) on the kernel command line instead: `nestcore enable --persist cmdline` rewrites it",
+                vendor_mod_name.replace('_', "-")
+            )),
+        );
+    } else if let Some(p) = cmdline_nested {
         b.add(
             "kvm.cmdline_nested",
             Level::Info,

@@ -122,9 +122,10 @@ def load_scenarios() -> list[Scenario]:
             elif not line.startswith("#"):
                 break
         exp = script.with_suffix(".expect")
-        host = script.with_name(script.stem + ".host.sh")
+        hosts = [h for h in (script.with_name(script.stem + ".host.sh"),
+                             script.with_name(script.stem + ".host.py")) if h.exists()]
         out.append(Scenario(script.stem, script, parse_expect(exp) if exp.exists() else [],
-                            settings, host if host.exists() else None))
+                            settings, hosts[0] if hosts else None))
     return out
 
 
@@ -176,7 +177,8 @@ def boot(sc: Scenario, k: Kernel, n: int, outdir: Path, disk: dict | None) -> Bo
            "-chardev", f"file,id=c1,path={res}", "-serial", "chardev:c1",
            "-fw_cfg", f"name=opt/nestcore/scenario,file={sc.script}",
            "-fw_cfg", f"name=opt/nestcore/boot,string={n}",
-           "-fw_cfg", f"name=opt/nestcore/name,file={name_file}"]
+           "-fw_cfg", f"name=opt/nestcore/name,file={name_file}",
+           "-fw_cfg", f"name=opt/nestcore/series,string={k.series}"]
     append = f"console=ttyS0 panic=-1 {sc.setting('append', n)}".strip()
     if disk is None or disk.get("direct", {}).get(n):
         initrd = disk["direct"][n]["initrd"] if disk else l1_image(k)
@@ -235,15 +237,18 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
             br = boot(sc, k, n, outdir, disk)
             results.update({f"boot{n}.{key}" if key.startswith("lab.") else key: v
                             for key, v in br.results.items()})
+            results[f"boot{n}.seconds"] = f"{br.seconds:.1f}"
             for name, data in br.blobs.items():
                 (outdir / name).write_bytes(data)
             if br.error:
                 problems.append(br.error)
                 break
         if sc.host_check and not problems:
+            (outdir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
             env = dict(os.environ, LAB_OUT=str(outdir), NESTCORE=str(NESTCORE), REPO=str(REPO),
                        LAB_KERNEL=k.kver, LAB_SERIES=k.series)
-            r = subprocess.run(["bash", sc.host_check], env=env, stdout=subprocess.PIPE,
+            runner = "python3" if sc.host_check.suffix == ".py" else "bash"
+            r = subprocess.run([runner, sc.host_check], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=120)
             (outdir / "host.log").write_bytes(r.stderr)
             for line in r.stdout.decode(errors="replace").splitlines():
