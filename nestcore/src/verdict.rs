@@ -162,6 +162,25 @@ pub fn judge(
             kvm_ev(kvm, "/sys/module/kvm_pvm"),
             Some("Nested guests need VMX/SVM from the hypervisor below; PVM guests cannot host hardware-accelerated L2 guests".into()),
         );
+    } else if ext == Extension::None
+        && kvm
+            .module(vendor_mod_name)
+            .is_some_and(|m| m.state == ModuleState::Loadable)
+    {
+        // Seen in the lab (QEMU TCG, Intel): modprobe fails with "Operation not supported" and
+        // the kernel logs "kvm: no hardware support for 'kvm_intel'" (6.1) or "kvm_intel: VMX not
+        // supported by CPU 0" (6.12).
+        b.add(
+            "kvm.module_not_loaded",
+            Level::Info,
+            C_MOD,
+            format!(
+                "{vendor_mod_name} is installed for this kernel but cannot load: without {ext_name} modprobe fails \
+                 (\"Operation not supported\"; the kernel logs that there is no hardware support)"
+            ),
+            kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
+            None,
+        );
     } else if matches!(ext, Extension::Vmx | Extension::Svm) {
         match vendor_mod.map(|m| m.state) {
             None | Some(ModuleState::Absent | ModuleState::Loadable) => {

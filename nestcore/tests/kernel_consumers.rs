@@ -190,3 +190,38 @@ fn values_kvm_intel_refuses_are_warned_about() {
         assert!(r.verdict.finding("kvm.cmdline_invalid").is_none(), "{line}");
     }
 }
+
+/// Lab scenario 06-intel-tcg: an Intel guest of QEMU TCG (no VMX) with kvm-intel.ko installed.
+/// `modprobe kvm_intel` fails ("Operation not supported"; the kernel logs "kvm: no hardware
+/// support for 'kvm_intel'" on 6.1, "kvm_intel: VMX not supported by CPU 0" on 6.12): the report
+/// says the module is not loaded and cannot be, rather than that modprobe would load it.
+#[test]
+fn a_module_that_cannot_load_without_the_extension_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy(&common::hosts_dir().join("kvm-guest-no-vmx"), tmp.path());
+    let root = tmp.path().join("root");
+    let kver = std::fs::read_to_string(root.join("proc/sys/kernel/osrelease")).unwrap();
+    let kvm = root
+        .join("lib/modules")
+        .join(kver.trim())
+        .join("kernel/arch/x86/kvm");
+    std::fs::create_dir_all(&kvm).unwrap();
+    std::fs::write(kvm.join("kvm-intel.ko"), b"").unwrap();
+    let r = nestcore::check(&common::fixture_host(tmp.path()));
+    assert!(r.verdict.finding("cpu.extension_hidden_by_hypervisor").is_some());
+    let f = r
+        .verdict
+        .finding("kvm.module_not_loaded")
+        .unwrap_or_else(|| panic!("no kvm.module_not_loaded in {:?}", r.verdict.findings));
+    assert!(f.message.contains("kvm_intel"), "{}", f.message);
+    assert!(f.message.contains("cannot load"), "{}", f.message);
+    assert!(f.message.contains("VT-x"), "{}", f.message);
+    assert!(
+        r.kvm
+            .evidence
+            .iter()
+            .all(|e| !e.detail.contains("modprobe would load it")),
+        "{:?}",
+        r.kvm.evidence
+    );
+}

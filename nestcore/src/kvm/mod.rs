@@ -106,14 +106,14 @@ pub fn param_load_value(module: &str, param: &str, value: Option<&str>) -> Optio
     })
 }
 
-/// The kernel's kstrtobool: only the first characters count. y/Y/1, n/N/0 and on/off everywhere;
-/// t/T/e/E (true) and f/F/d/D (false) since Linux 6.2, accepted here so as never to call a
-/// value wrong that a current kernel takes.
+/// The kernel's kstrtobool: only the first characters count: y/Y/t/T/1 and n/N/f/F/0, or on/off
+/// (the lab's 6.1 and 6.12 take `t` and refuse `e`; older kernels refuse t/f too, which is
+/// accepted here so as never to call a value wrong that a current kernel takes).
 fn kstrtobool(s: &str) -> Option<bool> {
     let b = s.as_bytes();
     match b.first()? {
-        b'y' | b'Y' | b'1' | b't' | b'T' | b'e' | b'E' => Some(true),
-        b'n' | b'N' | b'0' | b'f' | b'F' | b'd' | b'D' => Some(false),
+        b'y' | b'Y' | b'1' | b't' | b'T' => Some(true),
+        b'n' | b'N' | b'0' | b'f' | b'F' => Some(false),
         b'o' | b'O' => match b.get(1)? {
             b'n' | b'N' => Some(true),
             b'f' | b'F' => Some(false),
@@ -364,6 +364,9 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
                 params_text(m)
             ),
             ModuleState::Builtin => format!("built into the kernel{}", params_text(m)),
+            ModuleState::Loadable if cpu.extension == Extension::None => {
+                "not loaded (installed for this kernel, but it cannot load: the CPU offers no VMX/SVM)".into()
+            }
             ModuleState::Loadable => "not loaded (installed for this kernel: modprobe would load it)".into(),
             ModuleState::Absent => "not loaded".into(),
         };
@@ -499,7 +502,7 @@ mod tests {
         ] {
             assert_eq!(intel(Some(v)), Some(Ok(on)), "{v}");
         }
-        for v in ["", "2", "maybe", "o"] {
+        for v in ["", "2", "maybe", "o", "e", "d"] {
             assert!(matches!(intel(Some(v)), Some(Err(_))), "{v}");
         }
         assert_eq!(param_load_value("kvm_amd", "unknown_param", Some("x")), None);
