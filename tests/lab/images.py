@@ -32,6 +32,7 @@ QEMU_FILES = [
     "/usr/share/qemu/linuxboot.bin", "/usr/share/qemu/multiboot_dma.bin",
     "/usr/share/qemu/pvh.bin", "/usr/share/seabios/bios-256k.bin", "/usr/share/seabios/bios.bin",
 ]
+SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin"
 KMOD_TOOLS = ["modprobe", "insmod", "rmmod", "lsmod", "depmod", "modinfo"]
 
 
@@ -221,36 +222,42 @@ def l2_image(k: Kernel) -> Path:
     return cached(LAB / "images" / f"l2-{k.kver}.cpio", [NESTCORE, HERE / "guest"], build)
 
 
-def l1_image(k: Kernel) -> Path:
-    """The L1 initramfs: busybox, kmod's modprobe, jq, QEMU (for L2 guests), nestcore, the KVM
-    and disk modules, and the L2's kernel and image."""
-    l2 = l2_image(k)
+def l1_image(k: Kernel, with_l2: bool = True) -> Path:
+    """The L1 initramfs: busybox, kmod's modprobe, jq, nestcore, the KVM and disk modules, and
+    (`with_l2`) QEMU with the L2's kernel and image. Boot loaders load the lighter one (12 MB
+    instead of 80)."""
+    l2 = l2_image(k) if with_l2 else None
+    name = "l1" if with_l2 else "l1lite"
 
     def build(out: Path) -> None:
-        t = Tree(LAB / "build" / f"l1-{k.kver}")
+        t = Tree(LAB / "build" / f"{name}-{k.kver}")
         t.busybox()
         t.program("/usr/bin/kmod", "/sbin/kmod")
         for tool in KMOD_TOOLS:
             t.symlink("kmod", f"/sbin/{tool}")
         t.program("/usr/bin/jq")
         t.program(NESTCORE, "/usr/bin/nestcore")
-        t.program("/usr/bin/qemu-system-x86_64")
-        for f in QEMU_FILES:
-            t.copy(f)
+        if with_l2:
+            t.program("/usr/bin/qemu-system-x86_64")
+            for f in QEMU_FILES:
+                t.copy(f)
         mods = Path("lib/modules") / k.kver
         for rel in module_closure(k, L1_MODULES):
             t.copy(k.tree / rel, "/" + str(rel))
         for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"]:
             t.copy(k.tree / mods / f, "/" + str(mods / f))
         sh("depmod", "-b", t.path, k.kver)
-        t.copy(k.vmlinuz, "/l2/vmlinuz")
-        t.copy(l2, "/l2/initrd")
+        if l2:
+            t.copy(k.vmlinuz, "/l2/vmlinuz")
+            t.copy(l2, "/l2/initrd")
         t.copy(HERE / "guest" / "init", "/init", 0o755)
         t.copy(HERE / "guest" / "lib.sh", "/lab/lib.sh")
+        t.copy(HERE / "guest" / "boot.sh", "/lab/boot.sh")
         (t.path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
         (t.path / "etc" / "group").write_text("root:x:0:\nkvm:x:104:\n")
         t.cpio(out)
-    return cached(LAB / "images" / f"l1-{k.kver}.cpio", [NESTCORE, HERE / "guest", l2, k.vmlinuz], build)
+    return cached(LAB / "images" / f"{name}-{k.kver}.cpio",
+                  [NESTCORE, HERE / "guest", k.vmlinuz] + ([l2] if l2 else []), build)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,4 +271,63 @@ def prepare(kind: str, sc, k: Kernel, outdir: Path) -> dict | None:
     if kind == "initramfs":
         l1_image(k)
         return None
+    if kind == "extlinux":
+        return {"qemu": ["-drive", f"file={extlinux_disk(k, sc, outdir)},format=raw,if=virtio"]}
     raise LabError(f"unknown boot kind {kind!r} (initramfs, extlinux, systemd-boot, grub)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Disks (built without mounting anything: sfdisk, mkfs.vfat --offset, mtools, syslinux --offset)
+
+MiB = 1024 * 1024
+
+
+def fat_disk(path: Path, size_mib: int, label: str, gpt: bool = False) -> str:
+    """A disk image with one FAT partition from 1 MiB on (MBR and bootable, or GPT and an EFI
+    system partition); returns the mtools image spec of the partition (`IMG@@1M`)."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(size_mib * MiB)
+    table = ("label: gpt\nstart=2048, type=uefi\n" if gpt
+             else "label: dos\nstart=2048, type=c, bootable\n")
+    subprocess.run(["sfdisk", "-q", str(path)], input=table.encode(), check=True)
+    blocks = (size_mib * MiB - 2048 * 512 - (34 * 512 if gpt else 0)) // 1024
+    sh("mkfs.vfat", "--offset", "2048", "-h", "2048", "-n", label, path, blocks)
+    return f"{path}@@1M"
+
+
+def mcopy(spec: str, src, dest: str) -> None:
+    sh("mcopy", "-o", "-i", spec, src, f"::{dest}")
+
+
+def mkdirs(spec: str, *dirs: str) -> None:
+    for d in dirs:
+        sh("mmd", "-D", "s", "-i", spec, f"::{d}", check=False)
+
+
+def extlinux_disk(k: Kernel, sc, outdir: Path) -> Path:
+    """An MBR disk (syslinux's mbr.bin) with a FAT partition on which `syslinux --install`
+    installed the boot loader in /syslinux, its syslinux.cfg (the scenario's `append` on the
+    APPEND line), the kernel and the light L1 image."""
+    disk = outdir / "disk.img"
+    spec = fat_disk(disk, 64, "LABBOOT")
+    mkdirs(spec, "/syslinux")
+    sh("syslinux", "--offset", str(MiB), "--install", "-d", "/syslinux", disk)
+    with open(disk, "r+b") as f, open(SYSLINUX_MBR, "rb") as m:
+        f.write(m.read(440))
+    cfg = outdir / "syslinux.cfg"
+    cfg.write_text(
+        "# Written by nestcore's lab (tests/lab/images.py)\n"
+        "PROMPT 0\n"
+        "TIMEOUT 1\n"
+        "DEFAULT lab\n"
+        "\n"
+        "LABEL lab\n"
+        "    LINUX /vmlinuz\n"
+        "    INITRD /initrd.img\n"
+        f"    APPEND console=ttyS0 panic=-1 {sc.setting('append', 1)}\n".replace(" \n", "\n")
+    )
+    mcopy(spec, cfg, "/syslinux/syslinux.cfg")
+    mcopy(spec, k.vmlinuz, "/vmlinuz")
+    mcopy(spec, l1_image(k, with_l2=False), "/initrd.img")
+    return disk
