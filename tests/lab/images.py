@@ -33,6 +33,9 @@ QEMU_FILES = [
     "/usr/share/qemu/pvh.bin", "/usr/share/seabios/bios-256k.bin", "/usr/share/seabios/bios.bin",
 ]
 SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin"
+SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 KMOD_TOOLS = ["modprobe", "insmod", "rmmod", "lsmod", "depmod", "modinfo"]
 
 
@@ -273,6 +276,12 @@ def prepare(kind: str, sc, k: Kernel, outdir: Path) -> dict | None:
         return None
     if kind == "extlinux":
         return {"qemu": ["-drive", f"file={extlinux_disk(k, sc, outdir)},format=raw,if=virtio"]}
+    if kind == "systemd-boot":
+        vars_fd = outdir / "OVMF_VARS.fd"
+        shutil.copy(OVMF_VARS, vars_fd)
+        return {"qemu": ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                         "-drive", f"if=pflash,format=raw,unit=1,file={vars_fd}",
+                         "-drive", f"file={esp_disk(k, sc, outdir)},format=raw,if=virtio"]}
     raise LabError(f"unknown boot kind {kind!r} (initramfs, extlinux, systemd-boot, grub)")
 
 
@@ -328,6 +337,30 @@ def extlinux_disk(k: Kernel, sc, outdir: Path) -> Path:
         f"    APPEND console=ttyS0 panic=-1 {sc.setting('append', 1)}\n".replace(" \n", "\n")
     )
     mcopy(spec, cfg, "/syslinux/syslinux.cfg")
+    mcopy(spec, k.vmlinuz, "/vmlinuz")
+    mcopy(spec, l1_image(k, with_l2=False), "/initrd.img")
+    return disk
+
+
+def esp_disk(k: Kernel, sc, outdir: Path) -> Path:
+    """A GPT disk whose EFI system partition holds systemd-boot as the removable-media loader
+    (EFI/BOOT/BOOTX64.EFI), loader.conf, one Boot Loader Specification entry (the scenario's
+    `append` in `options`), the kernel and the light L1 image."""
+    disk = outdir / "disk.img"
+    spec = fat_disk(disk, 64, "LABESP", gpt=True)
+    mkdirs(spec, "/EFI", "/EFI/BOOT", "/loader", "/loader/entries")
+    mcopy(spec, SYSTEMD_BOOT, "/EFI/BOOT/BOOTX64.EFI")
+    conf = outdir / "loader.conf"
+    conf.write_text("timeout 0\ndefault lab.conf\neditor no\n")
+    mcopy(spec, conf, "/loader/loader.conf")
+    entry = outdir / "lab.conf"
+    entry.write_text(
+        "title nestcore lab\n"
+        "linux /vmlinuz\n"
+        "initrd /initrd.img\n"
+        f"options console=ttyS0 panic=-1 {sc.setting('append', 1)}".rstrip() + "\n"
+    )
+    mcopy(spec, entry, "/loader/entries/lab.conf")
     mcopy(spec, k.vmlinuz, "/vmlinuz")
     mcopy(spec, l1_image(k, with_l2=False), "/initrd.img")
     return disk

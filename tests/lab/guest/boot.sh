@@ -22,3 +22,15 @@ observe_boot() {
     run "b$LAB_BOOT.check" nestcore check --json --no-probe
     report_check "b$LAB_BOOT.check"
 }
+
+# loader_var NAME: a systemd-boot EFI variable (LoaderEntries, LoaderEntrySelected, ...) read
+# through efivarfs: its UTF-16 strings, space-separated, or `(absent)`.
+loader_var() {
+    if [ ! -d /sys/firmware/efi/efivars/. ] || ! mountpoint -q /sys/firmware/efi/efivars; then
+        modprobe efivarfs 2> /dev/null
+        mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+    fi
+    _f=/sys/firmware/efi/efivars/$1-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+    [ -e "$_f" ] || { echo "(absent)"; return; }
+    tail -c +5 "$_f" | tr '\0' '\n' | awk 'BEGIN { RS = "" } { gsub(/\n/, ""); printf "%s%s", s, $0; s = " " }'
+}
