@@ -6,6 +6,7 @@ build anything themselves: they name a boot kind in their header and get the sam
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +32,15 @@ QEMU_FILES = [
     "/usr/share/qemu/kvmvapic.bin", "/usr/share/qemu/linuxboot_dma.bin",
     "/usr/share/qemu/linuxboot.bin", "/usr/share/qemu/multiboot_dma.bin",
     "/usr/share/qemu/pvh.bin", "/usr/share/seabios/bios-256k.bin", "/usr/share/seabios/bios.bin",
+]
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = os.environ.get("LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# The Debian L1 root (scenarios 05c, 02, 08): GRUB's tools (grub-install, update-grub; not the
+# grub-pc package, whose postinst would install GRUB on this machine's disks), Python with pip and
+# venv for the wheel, libvirt with its QEMU driver and QEMU itself.
+DEBIAN_PACKAGES = [
+    "grub-pc-bin", "grub2-common", "python3", "python3-pip", "python3-venv", "kmod", "procps",
+    "libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients", "qemu-system-x86",
 ]
 SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin"
 SYSTEMD_BOOT = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
@@ -213,6 +223,18 @@ def cached(out: Path, inputs: list, build) -> Path:
     return out
 
 
+def copy_modules(k: Kernel, root: Path) -> None:
+    """The L1's modules (L1_MODULES and what they depend on) into root/lib/modules/KVER, with
+    their modules.dep made by depmod."""
+    mods = Path("lib/modules") / k.kver
+    for rel in module_closure(k, L1_MODULES) + [mods / f for f in
+                                                 ("modules.builtin", "modules.builtin.modinfo", "modules.order")]:
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(k.tree / rel, dest)
+    sh("depmod", "-b", root, k.kver)
+
+
 def l2_image(k: Kernel) -> Path:
     """The L2 guest's initramfs: busybox, jq, nestcore and an init that reports `check`."""
     def build(out: Path) -> None:
@@ -244,12 +266,7 @@ def l1_image(k: Kernel, with_l2: bool = True) -> Path:
             t.program("/usr/bin/qemu-system-x86_64")
             for f in QEMU_FILES:
                 t.copy(f)
-        mods = Path("lib/modules") / k.kver
-        for rel in module_closure(k, L1_MODULES):
-            t.copy(k.tree / rel, "/" + str(rel))
-        for f in ["modules.builtin", "modules.builtin.modinfo", "modules.order"]:
-            t.copy(k.tree / mods / f, "/" + str(mods / f))
-        sh("depmod", "-b", t.path, k.kver)
+        copy_modules(k, t.path)
         if l2:
             t.copy(k.vmlinuz, "/l2/vmlinuz")
             t.copy(l2, "/l2/initrd")
@@ -276,6 +293,17 @@ def prepare(kind: str, sc, k: Kernel, outdir: Path) -> dict | None:
         return None
     if kind == "extlinux":
         return {"qemu": ["-drive", f"file={extlinux_disk(k, sc, outdir)},format=raw,if=virtio"]}
+    if kind == "debian":
+        # One boot of the Debian root; QEMU keeps the writes in a throw-away overlay.
+        return {"qemu": ["-drive", f"file={debian_image(k)},format=raw,if=virtio,snapshot=on"],
+                "direct": {n: {"initrd": l1_image(k, with_l2=False), "append": "root=/dev/vda1"}
+                           for n in range(1, sc.boots() + 1)}}
+    if kind == "grub":
+        # Boot 1 straight into the root (which installs GRUB), the next ones through GRUB.
+        disk = outdir / "disk.img"
+        sh("cp", "--sparse=always", debian_image(k), disk)
+        return {"qemu": ["-drive", f"file={disk},format=raw,if=virtio"],
+                "direct": {1: {"initrd": l1_image(k, with_l2=False), "append": "root=/dev/vda1"}}}
     if kind == "systemd-boot":
         vars_fd = outdir / "OVMF_VARS.fd"
         shutil.copy(OVMF_VARS, vars_fd)
@@ -364,3 +392,103 @@ def esp_disk(k: Kernel, sc, outdir: Path) -> Path:
     mcopy(spec, k.vmlinuz, "/vmlinuz")
     mcopy(spec, l1_image(k, with_l2=False), "/initrd.img")
     return disk
+
+
+# ---------------------------------------------------------------------------------------------
+# The Debian root (debootstrap, cached) and its disk image (mke2fs -d: no mount)
+
+
+def debian_root() -> Path:
+    """A Debian root made by debootstrap from Debian's registry, cached under target/lab/debian.
+    debootstrap mounts /proc and /sys inside the root while it configures packages: it runs in a
+    private mount namespace (unshare -m), so nothing is mounted on this machine."""
+    root = LAB / "debian" / "root"
+    stamp = LAB / "debian" / "packages"
+    want = f"{DEBIAN_SUITE} {DEBIAN_MIRROR}\n" + "\n".join(DEBIAN_PACKAGES) + "\n"
+    if stamp.exists() and stamp.read_text() == want and (root / "usr/bin/python3").exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    log(f"lab: debootstrap {DEBIAN_SUITE} into {root.relative_to(REPO)} (a few minutes, once)")
+    t = time.monotonic()
+    logf = LAB / "debian" / "debootstrap.log"
+    with open(logf, "wb") as f:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "debootstrap",
+                            "--variant=minbase", "--include=" + ",".join(DEBIAN_PACKAGES),
+                            DEBIAN_SUITE, str(root), DEBIAN_MIRROR], stdout=f, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise LabError(f"debootstrap failed (exit {r.returncode}): {logf.read_text(errors='replace')[-1500:]}")
+    # Package caches are not needed in the image.
+    for d in [root / "var/cache/apt/archives", root / "var/lib/apt/lists"]:
+        for f in d.glob("*"):
+            if f.is_file():
+                f.unlink()
+    stamp.write_text(want)
+    log(f"lab: debootstrap done ({time.monotonic() - t:.0f} s)")
+    return root
+
+
+def latest_wheel() -> Path | None:
+    wheels = sorted((REPO / "target" / "wheels").glob("nestcore-*.whl"), key=lambda p: p.stat().st_mtime)
+    return wheels[-1] if wheels else None
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Writes a file of the staging tree without touching a hard-linked original."""
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def debian_image(k: Kernel) -> Path:
+    """A disk (MBR, one ext4 partition from 1 MiB on, room for GRUB's core image before it) with
+    the Debian root plus the kernel and the light L1 image as /boot/vmlinuz-KVER and
+    /boot/initrd.img-KVER, its modules, /etc/default/grub from GRUB's own template, the release
+    nestcore in /usr/local/bin, the wheel in /root/wheels, an L2 kernel and image for libvirt in
+    /var/lib/lab, and qemu.conf settings for a root-run libvirtd without cgroups or namespaces."""
+    root = debian_root()
+    lite = l1_image(k, with_l2=False)
+    l2 = l2_image(k)
+    wheel = latest_wheel()
+    inputs = [LAB / "debian" / "packages", lite, l2, NESTCORE, k.vmlinuz] + ([wheel] if wheel else [])
+
+    def build(out: Path) -> None:
+        stage = LAB / "build" / f"debian-{k.kver}"
+        if stage.exists():
+            shutil.rmtree(stage)
+        sh("cp", "-al", root, stage)
+        boot = stage / "boot"
+        shutil.copy(k.vmlinuz, boot / f"vmlinuz-{k.kver}")
+        shutil.copy(lite, boot / f"initrd.img-{k.kver}")
+        copy_modules(k, stage)
+        grub = (root / "usr/share/grub/default/grub").read_text()
+        grub = re.sub(r"(?m)^GRUB_TIMEOUT=.*$", "GRUB_TIMEOUT=0", grub)
+        grub = re.sub(r'(?m)^GRUB_CMDLINE_LINUX=.*$', 'GRUB_CMDLINE_LINUX="console=ttyS0 panic=-1 kvm-amd.nested=0"',
+                      grub)
+        # GRUB on the serial console: what it does shows in the boot's console log.
+        grub += '\nGRUB_TERMINAL="serial"\nGRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"\n'
+        replace_file(stage / "etc/default/grub", grub)
+        shutil.copy(NESTCORE, stage / "usr/local/bin/nestcore")
+        if wheel:
+            (stage / "root/wheels").mkdir(parents=True, exist_ok=True)
+            shutil.copy(wheel, stage / "root/wheels" / wheel.name)
+        (stage / "var/lib/lab").mkdir(parents=True, exist_ok=True)
+        shutil.copy(k.vmlinuz, stage / "var/lib/lab/vmlinuz")
+        shutil.copy(l2, stage / "var/lib/lab/l2.cpio")
+        qconf = stage / "etc/libvirt/qemu.conf"
+        replace_file(qconf, (qconf.read_text() if qconf.exists() else "")
+                     + "\n# nestcore lab: libvirtd runs as root in a chroot\n"
+                     'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nnamespaces = []\n'
+                     "cgroup_controllers = []\n")
+        replace_file(stage / "etc/hostname", "lab-debian\n")
+        out.unlink(missing_ok=True)
+        size = 3 * 1024  # MiB, sparse
+        with open(out, "wb") as f:
+            f.truncate(size * MiB)
+        subprocess.run(["sfdisk", "-q", str(out)], input=b"label: dos\nstart=2048, type=83, bootable\n", check=True)
+        sh("mke2fs", "-q", "-F", "-t", "ext4", "-L", "labroot", "-d", stage, "-E", f"offset={MiB}", out,
+           f"{(size - 1) * 1024}k")
+        shutil.rmtree(stage)
+    return cached(LAB / "images" / f"debian-{k.kver}.img", inputs, build)

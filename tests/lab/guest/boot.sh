@@ -34,3 +34,27 @@ loader_var() {
     [ -e "$_f" ] || { echo "(absent)"; return; }
     tail -c +5 "$_f" | tr '\0' '\n' | awk 'BEGIN { RS = "" } { gsub(/\n/, ""); printf "%s%s", s, $0; s = " " }'
 }
+
+# debian_root: the Debian root on the disk's first partition at /mnt/root, with /proc, /sys,
+# /dev and a fresh /run and /tmp, ready for in_root.
+debian_root() {
+    mount_boot ext4 /mnt/root
+    for _d in proc sys dev dev/pts; do mount --bind /$_d /mnt/root/$_d; done
+    mount -t tmpfs tmpfs /mnt/root/run
+    mount -t tmpfs tmpfs /mnt/root/tmp
+}
+
+# in_root CMD...: CMD inside the Debian root (its own programs: bash, grub, python3, libvirt),
+# with a clean environment.
+in_root() {
+    chroot /mnt/root /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
+}
+
+# leave_root: unmount the Debian root so the next boot finds it clean.
+leave_root() {
+    sync
+    for _d in tmp run dev/pts dev sys proc; do umount /mnt/root/$_d 2> /dev/null; done
+    umount /mnt/root
+    result "b$LAB_BOOT.unmounted" $?
+}
