@@ -23,14 +23,15 @@ result() {
 }
 
 # run NAME CMD...: run a command, keep its stdout in $OUT/NAME and stderr in $OUT/NAME.err,
-# report NAME.rc and show both on the console.
+# report NAME.rc and show both on the console with the time it took.
 run() {
     _n=$1
     shift
+    _t=$(cut -d' ' -f1 /proc/uptime)
     "$@" > $OUT/$_n 2> $OUT/$_n.err
     _rc=$?
     result "$_n.rc" $_rc
-    echo "== $_n: $* (exit $_rc)"
+    echo "== $_n: $* (exit $_rc, $(awk -v t="$_t" '{ printf "%.1f", $1 - t }' /proc/uptime) s)"
     cat $OUT/$_n $OUT/$_n.err
     return 0
 }
