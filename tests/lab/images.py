@@ -483,6 +483,13 @@ def debian_image(k: Kernel) -> Path:
                      'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nnamespaces = []\n'
                      "cgroup_controllers = []\n")
         replace_file(stage / "etc/hostname", "lab-debian\n")
+        # What libvirt-daemon-system's postinst adds: libvirt resolves its build-time QEMU user
+        # before it reads qemu.conf ("Failed to parse user 'libvirt-qemu'" otherwise).
+        for f, line in [("etc/group", "kvm:x:990:\nlibvirt-qemu:x:64055:\n"),
+                        ("etc/passwd", "libvirt-qemu:x:64055:990:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n")]:
+            text = (stage / f).read_text()
+            if "libvirt-qemu" not in text:
+                replace_file(stage / f, text + line)
         out.unlink(missing_ok=True)
         size = 3 * 1024  # MiB, sparse
         with open(out, "wb") as f:
