@@ -289,7 +289,7 @@ def prepare(kind: str, sc, k: Kernel, outdir: Path) -> dict | None:
     kernel and the L1 image), else a dict with the extra QEMU arguments (`qemu`) and, per boot
     number, a direct kernel boot to use instead of the disk's boot loader (`direct`)."""
     if kind == "initramfs":
-        l1_image(k)
+        l1_image(k, sc.setting("image", 1, "l1") == "l1")
         return None
     if kind == "extlinux":
         return {"qemu": ["-drive", f"file={extlinux_disk(k, sc, outdir)},format=raw,if=virtio"]}

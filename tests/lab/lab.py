@@ -181,7 +181,7 @@ def boot(sc: Scenario, k: Kernel, n: int, outdir: Path, disk: dict | None) -> Bo
            "-fw_cfg", f"name=opt/nestcore/series,string={k.series}"]
     append = f"console=ttyS0 panic=-1 {sc.setting('append', n)}".strip()
     if disk is None or disk.get("direct", {}).get(n):
-        initrd = disk["direct"][n]["initrd"] if disk else l1_image(k)
+        initrd = disk["direct"][n]["initrd"] if disk else l1_image(k, sc.setting("image", n, "l1") == "l1")
         extra = disk["direct"][n].get("append", "") if disk else ""
         cmd += ["-kernel", k.vmlinuz, "-initrd", initrd, "-append", f"{append} {extra}".strip()]
     if disk is not None:
@@ -193,9 +193,11 @@ def boot(sc: Scenario, k: Kernel, n: int, outdir: Path, disk: dict | None) -> Bo
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
             rc = None
+        finally:
+            if proc.poll() is None:  # timed out, or the harness itself was interrupted
+                proc.kill()
+                proc.wait()
     br = BootResult(seconds=time.monotonic() - t)
     br.results, br.blobs = read_results(res)
     if rc is None:
@@ -221,6 +223,7 @@ class Outcome:
     seconds: float
     problems: list[str]
     pending: list[str]  # problems on lines marked `# until BRANCH`
+    build: float = 0.0  # seconds spent building images first (not in `seconds`)
 
 
 def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
@@ -231,8 +234,11 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
     t = time.monotonic()
     problems: list[str] = []
     results: dict[str, str] = {}
+    build = 0.0
     try:
+        t0 = time.monotonic()
         disk = prepare(sc.setting("boot", 1, "initramfs"), sc, k, outdir)
+        build = time.monotonic() - t0
         for n in range(1, sc.boots() + 1):
             br = boot(sc, k, n, outdir, disk)
             results.update({f"boot{n}.{key}" if key.startswith("lab.") else key: v
@@ -273,9 +279,35 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
     if not keep:
         for f in outdir.glob("*.img"):
             f.unlink()
-    return Outcome(sc.name, k.kver, not problems and not pending, time.monotonic() - t, problems, pending)
+    return Outcome(sc.name, k.kver, not problems and not pending, time.monotonic() - t - build, problems, pending,
+                   build)
 
 
+
+
+def print_table() -> int:
+    """The last run as a Markdown table: one row per scenario, one column per kernel."""
+    runs = json.loads((LAB / "summary.json").read_text())
+    kernels = sorted({r["kernel"] for r in runs}, key=lambda k: [int(x) for x in re.findall(r"\d+", k)])
+    print("| scenario | " + " | ".join(kernels) + " |")
+    print("|---|" + "---|" * len(kernels))
+    for name in sorted({r["scenario"] for r in runs}):
+        cells = []
+        for k in kernels:
+            r = next((r for r in runs if r["scenario"] == name and r["kernel"] == k), None)
+            if r is None:
+                cells.append("not run")
+                continue
+            if r["ok"]:
+                cells.append(f"pass, {r['seconds']:.0f} s")
+            elif not r["problems"]:
+                branches = sorted({m.group(1) for p in r["pending"]
+                                   for m in [re.search(r"fails until (\S+) lands", p)] if m})
+                cells.append(f"fail until {', '.join(branches)} lands ({len(r['pending'])}), {r['seconds']:.0f} s")
+            else:
+                cells.append(f"**fail** ({len(r['problems'])}), {r['seconds']:.0f} s")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    return 0
 
 
 def main() -> int:
@@ -284,7 +316,11 @@ def main() -> int:
     ap.add_argument("--kernels", help="comma-separated kernel series (default: every series)")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     ap.add_argument("--keep", action="store_true", help="keep disk images in target/lab/out")
+    ap.add_argument("--table", action="store_true",
+                    help="print the last run (target/lab/summary.json) as docs/lab.md's table and exit")
     args = ap.parse_args()
+    if args.table:
+        return print_table()
 
     scenarios = load_scenarios()
     if args.only:
@@ -318,7 +354,8 @@ def main() -> int:
                 o = run_scenario(sc, k, args.keep)
             outcomes.append(o)
             label = "PASS" if o.ok else "FAIL"
-            log(f"{label} {o.scenario:28} {o.kernel:24} {o.seconds:6.1f} s")
+            built = f" (+{o.build:.0f} s building images)" if o.build >= 1 else ""
+            log(f"{label} {o.scenario:28} {o.kernel:24} {o.seconds:6.1f} s{built}")
             for p in o.problems + o.pending:
                 log(f"     {p}")
     summary = LAB / "summary.json"

@@ -1,18 +1,18 @@
 # The kernel command line: booted with kvm-amd.nested=0, kvm_amd.nested=1, kvm-amd.nested=Y and
-# three more (duplicates, quotes, `--`), nestcore's reading of /proc/cmdline and of the module
-# parameter must agree with what kmod and the kernel applied (sysfs after `modprobe kvm_amd`).
-# Boot 1 (of the 6.1 kernel) also runs generated command lines through kmod (bind-mounted over /proc/cmdline, which
+# one line with a duplicate in the other spelling, a quoted token, a parameter inside another's
+# quoted value and `--`, nestcore's reading of /proc/cmdline and of the module parameter must
+# agree with what kmod and the kernel applied (sysfs after `modprobe kvm_amd`).
+# Boot 1 (of the 6.1 kernel) also runs generated command lines through kmod, one case each (bind-mounted over /proc/cmdline, which
 # is all kmod reads: for a loadable module the kernel leaves `kvm_amd.*` to modprobe); the host
 # check (04-cmdline.host.py) compares them one by one.
 # kernels: 6.1 6.12
+# image: lite
 # cpu: EPYC,+svm,+npt
-# boots: 6
+# boots: 4
 # append.1: kvm-amd.nested=0
 # append.2: kvm_amd.nested=1
 # append.3: kvm-amd.nested=Y
-# append.4: kvm_amd.nested=1 kvm-amd.nested=0
-# append.5: "kvm_amd.nested=0" foo="bar kvm_amd.nested=1"
-# append.6: kvm_amd.nested=0 -- kvm_amd.nested=1
+# append.4: kvm_amd.nested=1 "kvm-amd.nested=0" foo="bar kvm_amd.nested=1" -- kvm_amd.nested=1
 # timeout: 240
 
 # observe P [full]: load kvm_amd as kmod does from the command line now in /proc/cmdline; report

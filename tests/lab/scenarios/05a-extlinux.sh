@@ -1,7 +1,7 @@
 # A real boot loader, extlinux/syslinux (BIOS, MBR from syslinux's mbr.bin, FAT made without a
 # mount): nestcore edits syslinux.cfg inside the running L1, the lab boots again from the same
 # disk, the kernel gets kvm-amd.nested=1 and check says so; --off takes it back after a reboot.
-# kernels: 6.1 6.12
+# kernels: 6.1
 # boot: extlinux
 # boots: 3
 # append: kvm-amd.nested=0

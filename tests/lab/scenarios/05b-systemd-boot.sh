@@ -2,7 +2,7 @@
 # nestcore edits the entry inside the running L1, the lab boots again from the same disk, the
 # kernel gets kvm-amd.nested=1; --off takes it back. A backup must never become a second entry:
 # the entries the boot menu showed are systemd-boot's LoaderEntries EFI variable (efivarfs).
-# kernels: 6.1 6.12
+# kernels: 6.12
 # boot: systemd-boot
 # boots: 3
 # append: kvm-amd.nested=0

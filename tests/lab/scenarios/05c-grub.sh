@@ -3,7 +3,7 @@
 # VM; nestcore then edits /etc/default/grub and runs update-grub itself. Boots 2 and 3 go
 # through GRUB from the same disk: kvm-amd.nested=1, then after --off kvm-amd.nested=0. bash
 # (what grub-mkconfig sources /etc/default/grub with) must read what nestcore wrote.
-# kernels: 6.1 6.12
+# kernels: 6.1
 # boot: grub
 # boots: 3
 # timeout: 420

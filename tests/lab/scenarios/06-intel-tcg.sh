@@ -3,6 +3,7 @@
 # kvm_intel does not load, and `enable` must refuse with that reason. Also how kvm_intel's
 # parser takes values of its bool `nested` (it parses parameters before it probes for VMX).
 # kernels: 6.1 6.12
+# image: lite
 # cpu: Skylake-Client-v4,+vmx
 # timeout: 240
 

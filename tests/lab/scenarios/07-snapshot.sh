@@ -3,6 +3,7 @@
 # ioctls tell (07-snapshot.host.py compares them). tests/fixtures/hosts/lab-epyc-tcg-6.1-nested-on
 # is one such snapshot (LAB_FIXTURE=DIR writes a fresh one there).
 # kernels: 6.1 6.12
+# image: lite
 # cpu: EPYC,+svm,+npt
 # append: kvm-amd.nested=1
 # timeout: 240
