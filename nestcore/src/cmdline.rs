@@ -92,6 +92,45 @@ impl Cmdline {
         let want = normalize(name);
         self.params.iter().filter(move |p| normalize(&p.name) == want)
     }
+
+    /// The module parameters (`module.param[=value]`) written after a bare `--`, in order, as
+    /// kmod's modprobe applies them. The kernel hands that part to init, but kmod reads the
+    /// whole of /proc/cmdline when it loads a module, so `kvm_amd.nested=0 -- kvm_amd.nested=1`
+    /// loads kvm_amd with nested=1 (seen in the lab: kmod 30 on Linux 6.1 and 6.12). A built-in
+    /// module never sees them. Spans are empty: these tokens are not the kernel's.
+    pub fn module_params_after_dashes(&self) -> Vec<Param> {
+        let mut out = Vec::new();
+        let mut rest = self.init_args.clone();
+        while let Some(r) = rest {
+            let c = Cmdline::parse(&r);
+            out.extend(
+                c.params
+                    .into_iter()
+                    .filter(|p| p.name.contains('.'))
+                    .map(|p| Param { span: 0..0, ..p }),
+            );
+            rest = c.init_args;
+        }
+        out
+    }
+
+    /// The value the module parameter `name` (`module.param`) gets from this command line, last
+    /// occurrence winning: a loadable module gets kmod's view (after `--` too, see
+    /// [`Cmdline::module_params_after_dashes`]), a built-in one the kernel's (before `--` only).
+    /// `Some(None)` for a bare name.
+    pub fn module_param(&self, name: &str, builtin: bool) -> Option<Option<String>> {
+        let want = normalize(name);
+        let late = if builtin {
+            Vec::new()
+        } else {
+            self.module_params_after_dashes()
+        };
+        late.iter()
+            .rev()
+            .chain(self.params.iter().rev())
+            .find(|p| normalize(&p.name) == want)
+            .map(|p| p.value.clone())
+    }
 }
 
 /// Writes one parameter the way the kernel reads it back: `name`, `name=value`, or
@@ -519,6 +558,22 @@ mod tests {
         assert_eq!(c.get("kvm_intel.nested"), None);
         // a quoted "--" is a parameter, not the end
         assert_eq!(Cmdline::parse(r#""--" x"#).params.len(), 2);
+    }
+
+    /// kmod reads the whole line (lab scenario 04-cmdline); the kernel stops at `--`.
+    #[test]
+    fn module_params_after_dashes_are_kmods() {
+        let c = Cmdline::parse("quiet -- --firecracker-init kvm-intel.nested=1 x=y -- kvm_amd.nested ro");
+        let late = c.module_params_after_dashes();
+        let names: Vec<&str> = late.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["kvm-intel.nested", "kvm_amd.nested"]);
+        assert_eq!(c.module_param("kvm_intel.nested", false), Some(Some("1".into())));
+        assert_eq!(c.module_param("kvm_intel.nested", true), None);
+        assert_eq!(c.module_param("kvm-amd.nested", false), Some(None));
+        let c = Cmdline::parse("kvm_amd.nested=0 -- kvm_amd.nested=1");
+        assert_eq!(c.module_param("kvm_amd.nested", false), Some(Some("1".into())));
+        assert_eq!(c.module_param("kvm_amd.nested", true), Some(Some("0".into())));
+        assert_eq!(Cmdline::parse("a -- -- --").module_params_after_dashes(), vec![]);
     }
 
     #[test]

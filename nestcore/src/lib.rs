@@ -94,7 +94,6 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         .read_trimmed("/proc/sys/kernel/osrelease")
         .ok()
         .filter(|s| !s.is_empty());
-    let cmdline = read_cmdline(host);
     let virt = hypervisor::detect(
         host,
         &info,
@@ -109,6 +108,7 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
             kernel: kernel.clone(),
         },
     );
+    let cmdline = read_cmdline(host, &kvm);
     let verdict = verdict::judge(&cpu, &virt, &kvm, &cmdline, host.is_live());
     let vmm = vmm::assess(host, &cpu, &virt, &kvm);
     let mut report = Report {
@@ -137,7 +137,9 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
 /// Module prefixes whose command-line parameters matter here.
 const CMDLINE_PREFIXES: &[&str] = &["kvm.", "kvm_intel.", "kvm_amd.", "kvm_pvm."];
 
-fn read_cmdline(host: &Host) -> report::CmdlineReport {
+/// The command line's relevant parameters, as the modules get them: the kernel's own, then for a
+/// module that is not built in those kmod also applies from after a bare `--`.
+fn read_cmdline(host: &Host, kvm: &kvm::KvmReport) -> report::CmdlineReport {
     let Ok(text) = host.read("/proc/cmdline") else {
         return report::CmdlineReport {
             present: false,
@@ -145,8 +147,15 @@ fn read_cmdline(host: &Host) -> report::CmdlineReport {
         };
     };
     let parsed = cmdline::Cmdline::parse(text.trim_end_matches(['\n', '\0']));
+    let builtin = |name: &str| {
+        let module = name.split('.').next().unwrap_or_default();
+        kvm.module(module)
+            .is_some_and(|m| m.state == kvm::ModuleState::Builtin)
+    };
+    let late = parsed.module_params_after_dashes();
+    let late = late.iter().filter(|p| !builtin(&p.normalized_name()));
     let mut relevant: Vec<report::CmdlineParam> = Vec::new();
-    for p in &parsed.params {
+    for p in parsed.params.iter().chain(late) {
         let name = p.normalized_name();
         if CMDLINE_PREFIXES.iter().any(|pre| name.starts_with(pre)) || name == "clearcpuid" {
             // Last occurrence wins: replace an earlier one in place.

@@ -361,13 +361,14 @@ pub fn state(host: &Host) -> Result<State> {
     let modprobe = cfg
         .effective(&module, "nested")
         .map(|o| (o.location(), o.value.clone()));
-    let running_cmdline = host.read("/proc/cmdline").ok().and_then(|c| {
-        Cmdline::parse(c.trim_end())
-            .get(&format!("{module}.nested"))
-            .map(|v| v.map(str::to_string))
-    });
+    let module_state = module_state(host, &module);
+    let builtin = matches!(module_state, ModuleState::BuiltIn { .. });
+    let running_cmdline = host
+        .read("/proc/cmdline")
+        .ok()
+        .and_then(|c| Cmdline::parse(c.trim_end()).module_param(&format!("{module}.nested"), builtin));
     Ok(State {
-        module_state: module_state(host, &module),
+        module_state,
         module,
         module_evidence,
         runtime,

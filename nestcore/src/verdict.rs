@@ -184,26 +184,46 @@ pub fn judge(
         if guest {
             b.on_layer(Layer::id(virt));
         }
-    } else if ext == Extension::None && guest && kvm.backend.is_none() {
-        // A guest without VT-x/AMD-V: the vendor module cannot load (the lab's QEMU TCG case).
-        let m = cpu.vendor.kvm_module().unwrap_or("kvm_intel");
-        let installed = kvm.module(m).is_some_and(|x| x.state == ModuleState::Loadable);
+    } else if ext == Extension::None
+        && kvm.backend.is_none()
+        && (guest
+            || kvm
+                .module(vendor_mod_name)
+                .is_some_and(|m| m.state == ModuleState::Loadable))
+    {
+        // Without VT-x/AMD-V the vendor module cannot load. Seen in the lab (QEMU TCG, Intel):
+        // modprobe fails with "Operation not supported" and the kernel logs "kvm: no hardware
+        // support for 'kvm_intel'" (6.1) or "kvm_intel: VMX not supported by CPU 0" (6.12).
+        let installed = kvm
+            .module(vendor_mod_name)
+            .is_some_and(|x| x.state == ModuleState::Loadable);
+        let ext = vendor_ext.marketing_name();
         b.add(
             "kvm.module_not_loaded",
             Level::Fail,
             C_MOD,
-            format!(
-                "{m} is not loaded{}: it cannot load without {} (modprobe {m} fails with \"Operation not supported\")",
-                if installed { " (it is installed for this kernel)" } else { "" },
-                vendor_ext.marketing_name()
-            ),
-            kvm_ev(kvm, &format!("/sys/module/{m}")),
-            Some(format!(
-                "Give this VM {} on the layer below first (see cpu.extension_hidden_by_hypervisor), then `modprobe {m}`",
-                vendor_ext.marketing_name()
-            )),
+            if installed {
+                format!(
+                    "{vendor_mod_name} is installed for this kernel but cannot load without {ext}: modprobe fails \
+                     (\"Operation not supported\"; the kernel logs that there is no hardware support)"
+                )
+            } else {
+                format!(
+                    "{vendor_mod_name} is not loaded: it cannot load without {ext} (modprobe {vendor_mod_name} fails \
+                     with \"Operation not supported\")"
+                )
+            },
+            kvm_ev(kvm, &format!("/sys/module/{vendor_mod_name}")),
+            guest.then(|| {
+                format!(
+                    "Give this VM {ext} on the layer below first (see cpu.extension_hidden_by_hypervisor), then \
+                     `modprobe {vendor_mod_name}`"
+                )
+            }),
         );
-        b.on_layer(Layer::id(virt));
+        if guest {
+            b.on_layer(Layer::id(virt));
+        }
     } else if matches!(ext, Extension::Vmx | Extension::Svm) {
         match vendor_mod.map(|m| m.state) {
             None | Some(ModuleState::Absent | ModuleState::Loadable) => {
@@ -407,7 +427,34 @@ pub fn judge(
     // 4. Nested.
     let cmdline_key = format!("{vendor_mod_name}.nested");
     let cmdline_nested = cmdline.relevant.iter().find(|p| p.name == cmdline_key);
-    if let Some(p) = cmdline_nested {
+    let refused = cmdline_nested.and_then(|p| {
+        match crate::kvm::param_load_value(vendor_mod_name, "nested", p.value.as_deref()) {
+            Some(Err(why)) => Some((p, why)),
+            _ => None,
+        }
+    });
+    if let Some((p, why)) = refused {
+        let v = p.value.as_deref().unwrap_or("");
+        b.add(
+            "kvm.cmdline_invalid",
+            Level::Warn,
+            C_NESTED,
+            format!(
+                "The kernel command line sets {}{}, which {vendor_mod_name} refuses to load with: {why} \
+                 (the kernel logs \"{vendor_mod_name}: `{v}' invalid for parameter `nested'\" and modprobe fails)",
+                p.name,
+                p.value.as_deref().map(|v| format!("={v}")).unwrap_or_default(),
+            ),
+            vec![Evidence::new(
+                "/proc/cmdline",
+                format!("{}{}", p.name, p.value.as_deref().map(|v| format!("={v}")).unwrap_or_default()),
+            )],
+            Some(format!(
+                "Write {}.nested=1 (or =0) on the kernel command line instead: `nestcore enable --persist cmdline` rewrites it",
+                vendor_mod_name.replace('_', "-")
+            )),
+        );
+    } else if let Some(p) = cmdline_nested {
         b.add(
             "kvm.cmdline_nested",
             Level::Info,

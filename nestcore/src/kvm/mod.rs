@@ -80,6 +80,77 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     crate::modprobe::parse_bool(s)
 }
 
+/// How a module takes `param=value` when it loads (from the kernel command line through kmod,
+/// from modprobe.d, or `modprobe M param=value`), by the parameter's kernel type: `Some(Ok(on))`,
+/// `Some(Err(why))` when the module refuses to load with it (kernel/params.c logs "M: `V' invalid
+/// for parameter `P'" and modprobe fails), `None` for a parameter whose type nestcore does not
+/// know. `value` is `None` for a bare name. Seen in the lab on Linux 6.1 and 6.12: kvm_amd's
+/// `nested` is an int, so `Y`, `N`, `on`, an empty value and a bare name are refused, and `010`
+/// is 8.
+pub fn param_load_value(module: &str, param: &str, value: Option<&str>) -> Option<Result<bool, String>> {
+    let kind = PARAMS
+        .iter()
+        .find(|(m, _)| *m == module)?
+        .1
+        .iter()
+        .find(|(p, _)| *p == param)?
+        .1;
+    Some(match (kind, value) {
+        // param_set_bool: a bare name is true.
+        (Kind::Bool, None) => Ok(true),
+        (Kind::Bool, Some(v)) => {
+            kstrtobool(v).ok_or_else(|| format!("`{v}' is not a boolean (y, n, 1, 0, on, off)"))
+        }
+        (Kind::IntBool, None) => Err("a value is required (an integer)".into()),
+        (Kind::IntBool, Some(v)) => kstrtoint(v)
+            .map(|i| i != 0)
+            .ok_or_else(|| format!("`{v}' is not an integer")),
+    })
+}
+
+/// The kernel's kstrtobool: only the first characters count: y/Y/t/T/1 and n/N/f/F/0, or on/off
+/// (the lab's 6.1 and 6.12 take `t` and refuse `e`; older kernels refuse t/f too, which is
+/// accepted here so as never to call a value wrong that a current kernel takes).
+fn kstrtobool(s: &str) -> Option<bool> {
+    let b = s.as_bytes();
+    match b.first()? {
+        b'y' | b'Y' | b'1' | b't' | b'T' => Some(true),
+        b'n' | b'N' | b'0' | b'f' | b'F' => Some(false),
+        b'o' | b'O' => match b.get(1)? {
+            b'n' | b'N' => Some(true),
+            b'f' | b'F' => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The kernel's kstrtoint with base 0: an optional sign, `0x` for hex, a leading `0` for octal,
+/// then digits only (one trailing newline allowed), within i32.
+fn kstrtoint(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    let (neg, s) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (16, h)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..])
+    } else {
+        (10, s)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let n = i64::from_str_radix(digits, radix).ok()?;
+    let n = if neg { -n } else { n };
+    (i64::from(i32::MIN)..=i64::from(i32::MAX))
+        .contains(&n)
+        .then_some(n)
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Bool,
@@ -299,6 +370,9 @@ pub fn detect(host: &Host, cpu: &CpuReport, opts: KvmOptions) -> KvmReport {
                 params_text(m)
             ),
             ModuleState::Builtin => format!("built into the kernel{}", params_text(m)),
+            ModuleState::Loadable if cpu.extension == Extension::None => {
+                "not loaded (installed for this kernel, but it cannot load: the CPU offers no VMX/SVM)".into()
+            }
             ModuleState::Loadable => "not loaded (installed for this kernel: modprobe would load it)".into(),
             ModuleState::Absent => "not loaded".into(),
         };
@@ -452,6 +526,44 @@ mod tests {
             assert_eq!(parse_bool(f), Some(false));
         }
         assert_eq!(parse_bool("maybe"), None);
+    }
+
+    /// What Linux 6.1 and 6.12 did with these values in the lab (scenario 04-cmdline).
+    #[test]
+    fn load_values_as_the_kernel_takes_them() {
+        let amd = |v| param_load_value("kvm_amd", "nested", v);
+        for (v, on) in [
+            ("1", true),
+            ("0", false),
+            ("0x1", true),
+            ("010", true),
+            ("-1", true),
+            ("+0", false),
+        ] {
+            assert_eq!(amd(Some(v)), Some(Ok(on)), "{v}");
+        }
+        for v in ["Y", "N", "on", "", "1x", "0x", "08", "99999999999", "-"] {
+            assert!(matches!(amd(Some(v)), Some(Err(_))), "{v}");
+        }
+        assert!(matches!(amd(None), Some(Err(_))));
+        let intel = |v| param_load_value("kvm_intel", "nested", v);
+        assert_eq!(intel(None), Some(Ok(true)));
+        for (v, on) in [
+            ("Y", true),
+            ("yes", true),
+            ("1", true),
+            ("on", true),
+            ("N", false),
+            ("0", false),
+            ("off", false),
+        ] {
+            assert_eq!(intel(Some(v)), Some(Ok(on)), "{v}");
+        }
+        for v in ["", "2", "maybe", "o", "e", "d"] {
+            assert!(matches!(intel(Some(v)), Some(Err(_))), "{v}");
+        }
+        assert_eq!(param_load_value("kvm_amd", "unknown_param", Some("x")), None);
+        assert_eq!(param_load_value("vboxdrv", "nested", Some("x")), None);
     }
 
     #[test]
