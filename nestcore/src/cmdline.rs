@@ -611,6 +611,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(crate::proptest_seed::config(256))]
+
             #[test]
             fn parse_render_round_trip(params in proptest::collection::vec((name(), value()), 0..8),
                                        init in proptest::option::of("[a-z =]{0,10}")) {

@@ -33,6 +33,8 @@ pub mod kvm;
 pub mod modprobe;
 pub mod nested;
 pub mod plan;
+#[cfg(test)]
+pub(crate) mod proptest_seed;
 pub mod report;
 pub mod snapshot;
 mod text;
