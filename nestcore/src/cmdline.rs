@@ -3,7 +3,8 @@
 //!
 //! - Tokens are separated by white space; a `"` toggles quoting, so `a="x y"` is one token.
 //! - A leading quote of the value (and the matching last character) is dropped; other quotes stay.
-//! - A bare `--` ends the kernel's part: what follows belongs to init.
+//! - A bare `--` (quoted or not, since quotes go first) ends the kernel's part: what follows
+//!   belongs to init.
 //! - Names compare with `-` equal to `_` (`kvm-intel.nested` is `kvm_intel.nested`); the last
 //!   occurrence wins.
 
@@ -156,7 +157,8 @@ fn parse_with_end(line: &str) -> (Cmdline, Option<usize>) {
                 (name.to_string(), Some(v.to_string()))
             }
         };
-        if value.is_none() && name == "--" && !quoted {
+        // Quotes are removed before the comparison: `"--"` ends the kernel's part too.
+        if value.is_none() && name == "--" {
             let rest = skip_spaces(b, end);
             return (
                 Cmdline {
@@ -506,8 +508,27 @@ mod tests {
             Some("--firecracker-init kvm-intel.nested=1")
         );
         assert_eq!(c.get("kvm_intel.nested"), None);
-        // a quoted "--" is a parameter, not the end
-        assert_eq!(Cmdline::parse(r#""--" x"#).params.len(), 2);
+    }
+
+    /// Found by the cmdline_parse fuzz target (fuzz/regressions/cmdline_parse/quoted-double-dash):
+    /// a quoted `"--"` was read as a parameter named `--`, which render() writes as a bare `--`,
+    /// the end of the kernel's arguments. The kernel removes the quotes first (lib/cmdline.c
+    /// `next_arg`) and then stops at a `--` without a value (kernel/params.c `parse_args`), so
+    /// `"--"`, and `"--` without its closing quote, end the kernel's part too.
+    #[test]
+    fn quoted_double_dash_ends_kernel_args_too() {
+        for line in [r#""--" x"#, r#"a "--" x"#, r#""--"#] {
+            let c = Cmdline::parse(line);
+            assert!(c.params.iter().all(|p| p.name != "--"), "{line:?}: {c:?}");
+            assert!(c.init_args.is_some(), "{line:?}: {c:?}");
+            assert_eq!(Cmdline::parse(&c.render()).init_args, c.init_args, "{line:?}");
+        }
+        assert_eq!(Cmdline::parse(r#""--" x"#).init_args.as_deref(), Some("x"));
+        // With a value it is a parameter.
+        assert_eq!(
+            pairs(r#""--=1" x"#),
+            vec![("--".into(), Some("1".into())), ("x".into(), None)]
+        );
     }
 
     #[test]
