@@ -38,11 +38,18 @@ struct Assignment {
 /// Scans shell text for assignments to `var` at the start of a command (optionally after
 /// `export`), tracking quotes across lines. Returns them in order.
 fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>> {
+    scan(text, var).map(|(a, _)| a)
+}
+
+/// [`assignments`], and whether the text ends in a backslash that continues its last line (a
+/// line appended after it would join that line).
+fn scan(text: &str, var: &str) -> Result<(Vec<Assignment>, bool)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     let mut line = 1;
     let mut at_cmd_start = true;
+    let mut continued = false;
     while i < b.len() {
         let c = b[i];
         if at_cmd_start {
@@ -102,7 +109,10 @@ fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>> {
                     i += 1;
                 }
             }
-            b'\\' => i += 2,
+            b'\\' => {
+                continued = i + 2 >= b.len() && b.get(i + 1).is_none_or(|&c| c == b'\n');
+                i += 2;
+            }
             b'"' | b'\'' => {
                 let close = find_close(b, i + 1, c).ok_or_else(|| {
                     Error::parse("/etc/default/grub", format!("line {line}: unterminated quote"))
@@ -113,7 +123,7 @@ fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>> {
             _ => i += 1,
         }
     }
-    Ok(out)
+    Ok((out, continued))
 }
 
 fn unterminated(var: &str, line: usize) -> Error {
@@ -184,7 +194,7 @@ fn check_plain(text: &str, a: &Assignment, var: &str) -> Result<()> {
 /// [`Error::Parse`] for a value nestcore cannot rewrite safely; [`Error::InvalidInput`] for an
 /// argument that cannot be written inside the value's quotes.
 pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
-    let all = assignments(text, var)?;
+    let (all, continued) = scan(text, var)?;
     match all.last() {
         Some(a) => {
             check_plain(text, a, var)?;
@@ -216,6 +226,11 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
             check_writable("", &new, Quote::Double)?;
             let mut out = text.to_string();
             if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            if continued {
+                // The last line continues: an empty line ends it, so the assignment is a
+                // command of its own.
                 out.push('\n');
             }
             out.push_str(&format!("{var}=\"{}\"\n", new.trim_start()));
@@ -338,6 +353,24 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    /// Found by the grub2 fuzz target (fuzz/regressions/grub2/continuation-at-end): a file
+    /// ending in a backslash-newline (a continued line) got the new assignment appended to that
+    /// line, so the shell never ran it as a command of its own.
+    #[test]
+    fn an_appended_assignment_after_a_continued_last_line_is_a_command() {
+        for t in ["GRUB_TIMEOUT=5 \\\n", "GRUB_X=a\\\n", "GRUB_X=a \\"] {
+            let out = edit(t, CMDLINE_VAR, &ArgsEdit::set("a", "1")).unwrap();
+            assert_eq!(
+                value(&out, CMDLINE_VAR).unwrap().as_deref(),
+                Some("a=1"),
+                "{t:?} -> {out:?}"
+            );
+        }
+        // A backslash in a comment continues nothing.
+        let out = edit("# a \\\n", CMDLINE_VAR, &ArgsEdit::set("a", "1")).unwrap();
+        assert_eq!(out, "# a \\\nGRUB_CMDLINE_LINUX=\"a=1\"\n");
     }
 
     #[test]
