@@ -329,10 +329,13 @@ impl Editor {
     /// Returns whether the text changed.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when `name` is empty or holds white space, `=` or `"`, or `value`
-    /// holds a `"`; [`Error::Parse`] when the line has an unbalanced quote.
+    /// [`Error::InvalidInput`] when `name` is empty or holds white space, `=` or `"`, is `--`
+    /// without a value (the end marker), or `value` holds a `"`; [`Error::Parse`] when the line
+    /// has an unbalanced quote.
     pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<bool> {
+        // A bare `--` is the end of the kernel's arguments, not a parameter.
         if name.is_empty()
+            || (name == "--" && value.is_none())
             || name
                 .bytes()
                 .any(|c| c.is_ascii_whitespace() || c == b'=' || c == b'"')
@@ -605,6 +608,20 @@ mod tests {
         assert!(e.set("a b", None).is_err());
         assert!(e.set("a", Some("\"")).is_err());
         assert_eq!(e.as_str(), "ro");
+    }
+
+    /// Found by the cmdline_edit fuzz target (fuzz/regressions/cmdline_edit/set-double-dash):
+    /// `set("--", None)` wrote a bare `--`, which the kernel reads as the end of its arguments,
+    /// not as a parameter: the set had no effect and hid everything after it.
+    #[test]
+    fn set_refuses_the_end_marker() {
+        let mut e = Editor::new("--");
+        assert_eq!(e.set("--", None).unwrap_err().kind(), crate::ErrorKind::InvalidInput);
+        assert_eq!(e.as_str(), "--");
+        // With a value it is an ordinary parameter.
+        let mut e = Editor::new("ro");
+        e.set("--", Some("1")).unwrap();
+        assert_eq!(e.parsed().get("--"), Some(Some("1")));
     }
 
     #[test]
