@@ -876,8 +876,8 @@ fn shell_safe_assignment(text: &str) -> bool {
         return !inner.contains('\'');
     }
     // Bytes outside ASCII and control characters are literal in a bare word; shell operators,
-    // quotes, expansions, globs and white space are not.
-    !v.starts_with('~') && !v.bytes().any(|b| b" \t\n\"'$\\`;|&<>()*?[]{}#".contains(&b))
+    // quotes, expansions, globs and white space are not. `#` after `=` is inside the word.
+    !v.starts_with('~') && !v.contains(":~") && !v.bytes().any(|b| b" \t\n\"'$\\`;|&<>()*?[]{}".contains(&b))
 }
 
 proptest! {
