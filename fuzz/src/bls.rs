@@ -23,7 +23,7 @@ pub fn run(data: &[u8]) {
     let target = UPDATE_KERNEL[usize::from(input.selector) % UPDATE_KERNEL.len()];
     let e = bls::parse(text);
     let _ = e.uses_kernelopts();
-    let is_options = |l: &str| first_word(l) == "options";
+    let is_options = |l: &str| first_word(l.trim_end_matches('\r')) == "options";
     let had_options = lines(text).iter().any(|l| is_options(l.trim_end_matches('\r')));
     let check = |edit: &ArgsEdit, out: &str| {
         // Only options lines change, or one is appended; twice is once.

@@ -7,7 +7,7 @@
 
 use nestcore::bootloader::{self, extlinux, ArgsEdit, Selection};
 
-use crate::{cpairs, first_word, lines, no_new_controls, removed_absent, untouched, Input, UPDATE_KERNEL};
+use crate::{cpairs, first_word, lines, removed_absent, untouched, Input, UPDATE_KERNEL};
 
 /// The target.
 pub fn run(data: &[u8]) {
@@ -35,7 +35,8 @@ pub fn run(data: &[u8]) {
             lines(out).len() <= n + 2 * cfg.entries.len(),
             "{text:?} -> {out:?}"
         );
-        no_new_controls("extlinux", text, out, 2 * cfg.entries.len() + 1);
+        // Inserted lines copy the indent of the line before them (tabs too).
+        crate::no_new_control_kinds("extlinux", text, out);
     };
     if let Ok(out) = bootloader::kargs_cli(text, "extlinux", target, add.as_deref(), remove.as_deref(), boot)
     {

@@ -63,20 +63,12 @@ pub fn run(data: &[u8]) {
             assert_eq!(c.get("kvm_amd.nested"), Some(Some("1")), "{out:?}");
         }
         let again = bls::edit_grubenv(&out, bls::KERNELOPTS, edit).unwrap();
-        if edit.add.is_some() && edit.remove.is_some() {
-            let ko = |t: &str| {
-                let vars = bls::grubenv_vars(t);
-                let v = vars
-                    .iter()
-                    .find(|(k, _)| k == bls::KERNELOPTS)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                (strip(&vars), crate::sorted_pairs(&v))
-            };
-            assert_eq!(ko(&again), ko(&out), "twice is not once");
-        } else {
-            assert_eq!(again, out, "twice is not once");
-        }
+        crate::twice_is_once(
+            "grubenv",
+            &out,
+            &again,
+            edit.add.is_some() && edit.remove.is_some(),
+        );
         no_new_controls("grubenv", &text, &out, 0);
     }
 }

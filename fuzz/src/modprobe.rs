@@ -7,7 +7,7 @@
 use nestcore::cmdline::normalize;
 use nestcore::modprobe::{self, OptionSource};
 
-use crate::{lines, no_new_controls, Input};
+use crate::{lines, no_new_control_kinds, Input};
 
 fn key(o: &OptionSource) -> (String, String, Option<String>) {
     (o.module.clone(), o.param.clone(), o.value.clone())
@@ -88,12 +88,7 @@ pub fn run(data: &[u8]) {
     if hit_lines.is_empty() {
         assert_eq!(out, text);
     }
-    // Each neutralised line may add an `options` line with the other parameters and an empty
-    // line (after a file that ends in a continuation), and the last line a newline.
-    no_new_controls(
-        "neutralise",
-        &format!("{text}{module}{param}"),
-        &out,
-        2 * hit_lines.len() + 1,
-    );
+    // The original line stays as a comment next to its rewrite: no control character but those
+    // of the input.
+    no_new_control_kinds("neutralise", &format!("{text}{module}{param}"), &out);
 }
