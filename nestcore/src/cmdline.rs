@@ -616,7 +616,10 @@ mod tests {
     #[test]
     fn set_refuses_the_end_marker() {
         let mut e = Editor::new("--");
-        assert_eq!(e.set("--", None).unwrap_err().kind(), crate::ErrorKind::InvalidInput);
+        assert_eq!(
+            e.set("--", None).unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
         assert_eq!(e.as_str(), "--");
         // With a value it is an ordinary parameter.
         let mut e = Editor::new("ro");
