@@ -244,26 +244,32 @@ fn kernel_options(after: &str) -> String {
 
 /// Parses the `options` lines of one file's text.
 pub fn parse_options(file: &str, text: &str) -> Vec<OptionSource> {
-    let mut out = Vec::new();
-    for l in logical_lines(text) {
-        let Some((module, after)) = options_words(&l.text) else {
-            continue;
-        };
-        let Some(module) = kmod_module_name(module) else {
-            continue;
-        };
-        for p in Cmdline::parse(&kernel_options(after)).params {
-            out.push(OptionSource {
-                file: file.to_string(),
-                line: l.line,
-                module: module.clone(),
-                param: normalize(&p.name),
-                value: p.value,
-                text: l.text.clone(),
-            });
-        }
-    }
-    out
+    logical_lines(text)
+        .iter()
+        .flat_map(|l| line_options(file, l))
+        .collect()
+}
+
+/// The parameters one logical line sets (none when it is no `options` line).
+fn line_options(file: &str, l: &ConfLine) -> Vec<OptionSource> {
+    let Some((module, after)) = options_words(&l.text) else {
+        return Vec::new();
+    };
+    let Some(module) = kmod_module_name(module) else {
+        return Vec::new();
+    };
+    Cmdline::parse(&kernel_options(after))
+        .params
+        .into_iter()
+        .map(|p| OptionSource {
+            file: file.to_string(),
+            line: l.line,
+            module: module.clone(),
+            param: normalize(&p.name),
+            value: p.value,
+            text: l.text.clone(),
+        })
+        .collect()
 }
 
 /// Reads the modprobe.d configuration of `host`.
@@ -345,9 +351,8 @@ pub fn neutralise(text: &str, module: &str, param: &str) -> String {
             out.push_str(physical[i]);
             i += 1;
         }
-        let hits = parse_options("", &l.text)
-            .iter()
-            .any(|o| o.module == m && o.param == p);
+        // The logical line as it is (parsing its text as a file again would unescape twice).
+        let hits = line_options("", &l).iter().any(|o| o.module == m && o.param == p);
         let end = (start + l.physical).min(physical.len());
         if !hits {
             continue;
@@ -511,6 +516,26 @@ mod tests {
             let o = parse_options("f", &out);
             assert_eq!(o.len(), 1, "{t:?} -> {out:?}");
             assert_eq!((o[0].param.as_str(), o[0].value.as_deref()), ("x", Some("1")));
+        }
+    }
+
+    /// Found by the modprobe fuzz target (fuzz/regressions/modprobe/escaped-backslash-twice):
+    /// neutralise parsed each logical line again as a file, so an escaped backslash (`\\\\`)
+    /// was unescaped twice, the setting it names never matched and stayed in force.
+    #[test]
+    fn neutralise_reads_each_line_once() {
+        for t in [
+            "options kvm_intel ne\\\\sted=0 x=1\n",
+            "options kvm\\\\intel nested=0\n",
+        ] {
+            let o = &parse_options("f", t)[0];
+            let out = neutralise(t, &o.module, &o.param);
+            assert!(
+                parse_options("f", &out)
+                    .iter()
+                    .all(|x| !(x.module == o.module && x.param == o.param)),
+                "{t:?} -> {out:?}"
+            );
         }
     }
 
