@@ -98,12 +98,19 @@ fn word_end(text: &str, mut i: usize, continued: &mut bool) -> Result<usize> {
     Ok(i.min(n))
 }
 
-/// Skips blanks and backslash-newline continuations from `i`.
-fn skip_blanks(b: &[u8], mut i: usize) -> usize {
+/// Skips blanks and backslash-newline continuations from `i`; `continued` tells whether the
+/// last thing skipped was a continuation that ends the text.
+fn skip_blanks(b: &[u8], mut i: usize, continued: &mut bool) -> usize {
     loop {
         match b.get(i) {
-            Some(b' ' | b'\t') => i += 1,
-            Some(b'\\') if b.get(i + 1) == Some(&b'\n') => i += 2,
+            Some(b' ' | b'\t') => {
+                *continued = false;
+                i += 1;
+            }
+            Some(b'\\') if b.get(i + 1) == Some(&b'\n') => {
+                *continued = i + 2 >= b.len();
+                i += 2;
+            }
             _ => return i,
         }
     }
@@ -169,7 +176,7 @@ fn scan(text: &str, var: &str) -> Result<(Vec<Assignment>, bool)> {
         continued = false;
         let export = text[i..].starts_with("export") && matches!(b.get(i + 6), Some(b' ' | b'\t'));
         if export {
-            i = skip_blanks(b, i + 6);
+            i = skip_blanks(b, i + 6, &mut continued);
         }
         let mut pending: Vec<Assignment> = Vec::new();
         let mut command = false;
@@ -190,7 +197,7 @@ fn scan(text: &str, var: &str) -> Result<(Vec<Assignment>, bool)> {
                         ));
                     }
                     command = true;
-                    i = skip_blanks(b, i + 1);
+                    i = skip_blanks(b, i + 1, &mut continued);
                     continue;
                 }
                 _ => {}
@@ -216,11 +223,7 @@ fn scan(text: &str, var: &str) -> Result<(Vec<Assignment>, bool)> {
                 }
                 i = word_end(text, i, &mut continued)?;
             }
-            let next = skip_blanks(b, i);
-            if next > i {
-                continued = false;
-            }
-            i = next;
+            i = skip_blanks(b, i, &mut continued);
         }
         if !command {
             out.extend(pending);
@@ -543,6 +546,21 @@ mod tests {
                 value(t, CMDLINE_VAR).unwrap_err().kind(),
                 crate::ErrorKind::Parse,
                 "{t}"
+            );
+        }
+    }
+
+    /// Found by the grub2 fuzz target (fuzz/regressions/grub2/continuation-after-a-command): the
+    /// same after a command word (`,GRUB_TIMEOUT=5 \\`): the appended assignment became an
+    /// argument of that command.
+    #[test]
+    fn an_appended_assignment_after_a_continued_command_is_a_command() {
+        for t in [",GRUB_TIMEOUT=5 \\\n", "true \\\n", "X=1 \\\n", "X=1 \\"] {
+            let out = edit(t, CMDLINE_VAR, &ArgsEdit::set("a", "1")).unwrap();
+            assert_eq!(
+                value(&out, CMDLINE_VAR).unwrap().as_deref(),
+                Some("a=1"),
+                "{t:?} -> {out:?}"
             );
         }
     }
