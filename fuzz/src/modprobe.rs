@@ -72,7 +72,7 @@ pub fn run(data: &[u8]) {
     // Lines of logical lines without the setting are kept byte for byte, in order.
     let hit_lines: Vec<usize> = logical
         .iter()
-        .filter(|l| modprobe::parse_options("f", &l.text).iter().any(hit))
+        .filter(|l| opts.iter().any(|o| o.line == l.line && hit(o)))
         .flat_map(|l| l.line..l.line + l.physical)
         .collect();
     let mut rest = lines(&out).into_iter();

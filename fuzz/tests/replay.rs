@@ -35,3 +35,19 @@ fn every_seed_and_regression_input_passes() {
     }
     eprintln!("{total} inputs");
 }
+
+/// One input, for a failure's details: `NESTCORE_FUZZ_INPUT=TARGET:FILE cargo test
+/// --no-default-features --test replay one_input -- --nocapture`.
+#[test]
+fn one_input() {
+    let Ok(spec) = std::env::var("NESTCORE_FUZZ_INPUT") else {
+        return;
+    };
+    let (name, file) = spec.split_once(':').expect("TARGET:FILE");
+    let run = nestcore_fuzz::TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("no such target")
+        .1;
+    run(&std::fs::read(file).unwrap());
+}
