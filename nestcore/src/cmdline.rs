@@ -3,7 +3,8 @@
 //!
 //! - Tokens are separated by white space; a `"` toggles quoting, so `a="x y"` is one token.
 //! - A leading quote of the value (and the matching last character) is dropped; other quotes stay.
-//! - A bare `--` ends the kernel's part: what follows belongs to init.
+//! - A bare `--` (quoted or not, since quotes go first) ends the kernel's part: what follows
+//!   belongs to init.
 //! - Names compare with `-` equal to `_` (`kvm-intel.nested` is `kvm_intel.nested`); the last
 //!   occurrence wins.
 
@@ -195,7 +196,8 @@ fn parse_with_end(line: &str) -> (Cmdline, Option<usize>) {
                 (name.to_string(), Some(v.to_string()))
             }
         };
-        if value.is_none() && name == "--" && !quoted {
+        // Quotes are removed before the comparison: `"--"` ends the kernel's part too.
+        if value.is_none() && name == "--" {
             let rest = skip_spaces(b, end);
             return (
                 Cmdline {
@@ -372,15 +374,17 @@ impl Editor {
     /// Returns whether the text changed.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when `name` is empty or holds white space, `=` or `"`, or `value`
-    /// holds a `"` or a control character; [`Error::Parse`] when the line has an unbalanced
-    /// quote.
+    /// [`Error::InvalidInput`] when `name` is empty or holds white space, `=` or `"`, is `--`
+    /// without a value (the end marker), or `value` holds a `"` or a control character;
+    /// [`Error::Parse`] when the line has an unbalanced quote.
     pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<bool> {
         crate::input::refuse_control("Parameter name", name)?;
         if let Some(v) = value {
             crate::input::refuse_control(&format!("The value of {name}"), v)?;
         }
+        // A bare `--` is the end of the kernel's arguments, not a parameter.
         if name.is_empty()
+            || (name == "--" && value.is_none())
             || name
                 .bytes()
                 .any(|c| c.is_ascii_whitespace() || c == b'=' || c == b'"')
@@ -556,8 +560,27 @@ mod tests {
             Some("--firecracker-init kvm-intel.nested=1")
         );
         assert_eq!(c.get("kvm_intel.nested"), None);
-        // a quoted "--" is a parameter, not the end
-        assert_eq!(Cmdline::parse(r#""--" x"#).params.len(), 2);
+    }
+
+    /// Found by the cmdline_parse fuzz target (fuzz/regressions/cmdline_parse/quoted-double-dash):
+    /// a quoted `"--"` was read as a parameter named `--`, which render() writes as a bare `--`,
+    /// the end of the kernel's arguments. The kernel removes the quotes first (lib/cmdline.c
+    /// `next_arg`) and then stops at a `--` without a value (kernel/params.c `parse_args`), so
+    /// `"--"`, and `"--` without its closing quote, end the kernel's part too.
+    #[test]
+    fn quoted_double_dash_ends_kernel_args_too() {
+        for line in [r#""--" x"#, r#"a "--" x"#, r#""--"#] {
+            let c = Cmdline::parse(line);
+            assert!(c.params.iter().all(|p| p.name != "--"), "{line:?}: {c:?}");
+            assert!(c.init_args.is_some(), "{line:?}: {c:?}");
+            assert_eq!(Cmdline::parse(&c.render()).init_args, c.init_args, "{line:?}");
+        }
+        assert_eq!(Cmdline::parse(r#""--" x"#).init_args.as_deref(), Some("x"));
+        // With a value it is a parameter.
+        assert_eq!(
+            pairs(r#""--=1" x"#),
+            vec![("--".into(), Some("1".into())), ("x".into(), None)]
+        );
     }
 
     /// kmod reads the whole line (lab scenario 04-cmdline); the kernel stops at `--`.
@@ -690,6 +713,23 @@ mod tests {
         );
     }
 
+    /// Found by the cmdline_edit fuzz target (fuzz/regressions/cmdline_edit/set-double-dash):
+    /// `set("--", None)` wrote a bare `--`, which the kernel reads as the end of its arguments,
+    /// not as a parameter: the set had no effect and hid everything after it.
+    #[test]
+    fn set_refuses_the_end_marker() {
+        let mut e = Editor::new("--");
+        assert_eq!(
+            e.set("--", None).unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
+        assert_eq!(e.as_str(), "--");
+        // With a value it is an ordinary parameter.
+        let mut e = Editor::new("ro");
+        e.set("--", Some("1")).unwrap();
+        assert_eq!(e.parsed().get("--"), Some(Some("1")));
+    }
+
     #[test]
     fn render_round_trips() {
         let c = Cmdline::parse("a b=\"x y\" c= -- init args");
@@ -715,6 +755,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(crate::proptest_seed::config(256))]
+
             #[test]
             fn parse_render_round_trip(params in proptest::collection::vec((name(), value()), 0..8),
                                        init in proptest::option::of("[a-z =]{0,10}")) {

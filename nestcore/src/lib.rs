@@ -47,6 +47,8 @@ pub mod modprobe;
 pub mod nested;
 pub mod plan;
 pub mod prometheus;
+#[cfg(test)]
+pub(crate) mod proptest_seed;
 pub mod report;
 pub mod snapshot;
 mod text;

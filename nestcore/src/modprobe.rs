@@ -1,11 +1,15 @@
-//! modprobe.d: module options the way kmod reads them.
+//! modprobe.d: module options the way kmod reads them (libkmod-config.c, checked against
+//! kmod itself in tests/differential_kmod.rs).
 //!
 //! - Folders, in priority order: /etc/modprobe.d, /run/modprobe.d, /usr/local/lib/modprobe.d,
-//!   /lib/modprobe.d, /usr/lib/modprobe.d. Only `*.conf` files count; a file name found in an
-//!   earlier folder hides the same name in later ones (/etc overrides the distribution).
+//!   /lib/modprobe.d, /usr/lib/modprobe.d. Only `*.conf` and `*.alias` files whose names do not
+//!   start with `.` count; a file name found in an earlier folder hides the same name in later
+//!   ones (/etc overrides the distribution).
 //! - The remaining files are read in lexical order of their names, across folders.
-//! - A line ending in `\` continues on the next; a line whose first word starts with `#` is a
-//!   comment. `options MODULE PARAMS...` lines accumulate; the kernel applies the parameters in
+//! - A backslash followed by a line end joins the next line (nothing in between); a backslash
+//!   before any other character is dropped and the character kept; a line ends at its first NUL.
+//!   A line whose first word starts with `#` is a comment. Words are separated by spaces and
+//!   tabs. `options MODULE PARAMS...` lines accumulate; the kernel applies the parameters in
 //!   order, so a later value of the same parameter wins. Module names (and parameter names)
 //!   compare with `-` equal to `_`.
 
@@ -37,45 +41,93 @@ pub struct ConfLine {
     pub line: usize,
     /// Number of physical lines (more than 1 with `\` continuations).
     pub physical: usize,
-    /// The logical text (continuations joined with a space).
+    /// The logical text as kmod reads it: continuations joined, escaping backslashes removed,
+    /// cut at a NUL.
     pub text: String,
 }
 
-/// Splits a modprobe.d file into logical lines (blank lines and comments dropped).
+/// The first word of a logical line (words are separated by spaces and tabs, as kmod splits
+/// them).
+fn first_word(text: &str) -> &str {
+    text.trim_start_matches(KMOD_BLANKS)
+        .split(KMOD_BLANKS)
+        .next()
+        .unwrap_or("")
+}
+
+/// What kmod separates words of a line with (`strtok_r(line, "\t ", ...)`).
+const KMOD_BLANKS: [char; 2] = [' ', '\t'];
+
+/// Splits a modprobe.d file into logical lines (blank lines and comments dropped), by kmod's
+/// `getline_wrapped`: `\` and a line end join two lines, `\` and any other character is that
+/// character. A backslash at the very end of the file is dropped (kmod appends the byte 0xFF
+/// there, its EOF marker read as a character; see tests/differential_kmod.rs).
 pub fn logical_lines(text: &str) -> Vec<ConfLine> {
     let mut out = Vec::new();
-    let mut cur: Option<ConfLine> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let (body, cont) = match raw.strip_suffix('\\') {
-            Some(b) => (b, true),
-            None => (raw, false),
-        };
-        let c = cur.get_or_insert_with(|| ConfLine {
-            line: i + 1,
-            physical: 0,
-            text: String::new(),
-        });
-        if !c.text.is_empty() {
-            c.text.push(' ');
+    let mut line = 1;
+    let mut cur = ConfLine {
+        line,
+        physical: 1,
+        text: String::new(),
+    };
+    let mut cut = false;
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    // A continuation counts its next physical line only once that line has a character (a
+    // file may end right after the backslash and its newline).
+    let mut pending = false;
+    while let Some(c) = chars.next() {
+        any = true;
+        if std::mem::take(&mut pending) {
+            cur.physical += 1;
         }
-        c.text.push_str(body);
-        c.physical += 1;
-        if !cont {
-            if let Some(done) = cur.take() {
-                let first = done.text.split_ascii_whitespace().next().unwrap_or("");
-                if !first.is_empty() && !first.starts_with('#') {
-                    out.push(done);
-                }
+        match c {
+            '\n' => {
+                line += 1;
+                push_line(
+                    &mut out,
+                    std::mem::replace(
+                        &mut cur,
+                        ConfLine {
+                            line,
+                            physical: 1,
+                            text: String::new(),
+                        },
+                    ),
+                );
+                cut = false;
+                any = false;
             }
+            '\\' => match chars.next() {
+                Some('\n') => {
+                    line += 1;
+                    pending = true;
+                }
+                Some(other) if !cut => {
+                    if other == '\0' {
+                        cut = true;
+                    } else {
+                        cur.text.push(other);
+                    }
+                }
+                _ => {}
+            },
+            '\0' => cut = true,
+            c if !cut => cur.text.push(c),
+            _ => {}
         }
     }
-    if let Some(done) = cur.take() {
-        let first = done.text.split_ascii_whitespace().next().unwrap_or("");
-        if !first.is_empty() && !first.starts_with('#') {
-            out.push(done);
-        }
+    if any || !cur.text.is_empty() {
+        push_line(&mut out, cur);
     }
     out
+}
+
+fn push_line(out: &mut Vec<ConfLine>, l: ConfLine) {
+    let first = first_word(&l.text);
+    if !first.is_empty() && !first.starts_with('#') {
+        out.push(l);
+    }
 }
 
 /// One parameter set by an `options` line.
@@ -113,6 +165,12 @@ pub struct ModprobeConfig {
     pub options: Vec<OptionSource>,
 }
 
+/// Whether kmod reads a file of this name in a modprobe.d folder (libkmod-config.c
+/// `conf_files_filter_out`): `*.conf` or `*.alias`, not hidden (`.name`).
+pub fn is_config_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".conf") || name.ends_with(".alias"))
+}
+
 /// The files kmod reads, in order, and those hidden by a same-named file.
 pub fn config_files(host: &Host) -> (Vec<String>, Vec<String>) {
     let mut by_name: Vec<(String, String)> = Vec::new();
@@ -120,7 +178,7 @@ pub fn config_files(host: &Host) -> (Vec<String>, Vec<String>) {
     for dir in DIRS {
         let Ok(names) = host.read_dir(dir) else { continue };
         for n in names {
-            if !n.ends_with(".conf") || host.is_dir(&format!("{dir}/{n}")) {
+            if !is_config_name(&n) || host.is_dir(&format!("{dir}/{n}")) {
                 continue;
             }
             let path = format!("{dir}/{n}");
@@ -137,41 +195,81 @@ pub fn config_files(host: &Host) -> (Vec<String>, Vec<String>) {
 
 /// Splits a logical `options MODULE PARAMS...` line into the module word and the text after it
 /// (the parameters, by the kernel's rules); `None` for another directive or a line without a
-/// module. The module is found by position, never by searching for its name: `options ons x=1`
-/// names module `ons`, not the `ons` inside `options`.
+/// module. Words are separated by spaces and tabs only, as kmod splits them. The module is found
+/// by position, never by searching for its name: `options ons x=1` names module `ons`, not the
+/// `ons` inside `options`.
 fn options_words(text: &str) -> Option<(&str, &str)> {
-    let ws = |c: char| c.is_ascii_whitespace();
-    let rest = text.trim_start_matches(ws).strip_prefix("options")?;
-    if !rest.starts_with(ws) {
+    let rest = text.trim_start_matches(KMOD_BLANKS).strip_prefix("options")?;
+    if !rest.starts_with(KMOD_BLANKS) {
         return None;
     }
-    let rest = rest.trim_start_matches(ws);
-    let end = rest.find(ws).unwrap_or(rest.len());
+    let rest = rest.trim_start_matches(KMOD_BLANKS);
+    let end = rest.find(KMOD_BLANKS).unwrap_or(rest.len());
     if end == 0 {
         return None;
     }
     Some((&rest[..end], &rest[end..]))
 }
 
-/// Parses the `options` lines of one file's text.
-pub fn parse_options(file: &str, text: &str) -> Vec<OptionSource> {
-    let mut out = Vec::new();
-    for l in logical_lines(text) {
-        let Some((module, after)) = options_words(&l.text) else {
-            continue;
-        };
-        for p in Cmdline::parse(after).params {
-            out.push(OptionSource {
-                file: file.to_string(),
-                line: l.line,
-                module: normalize(module),
-                param: normalize(&p.name),
-                value: p.value,
-                text: l.text.clone(),
-            });
+/// A module name as kmod keeps it (libkmod-util.c `underscores`): `-` becomes `_` except
+/// inside `[...]`; `None` for an unmatched bracket, which makes kmod ignore the line.
+fn kmod_module_name(word: &str) -> Option<String> {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '-' => out.push('_'),
+            ']' => return None,
+            '[' => {
+                out.push('[');
+                loop {
+                    match chars.next()? {
+                        ']' => break,
+                        x => out.push(x),
+                    }
+                }
+                out.push(']');
+            }
+            c => out.push(c),
         }
     }
-    out
+    Some(out)
+}
+
+/// The parameters of an `options` line as kmod hands them to the kernel: tabs become spaces
+/// (libkmod-config.c `kmod_config_add_options`), which matters inside quotes.
+fn kernel_options(after: &str) -> String {
+    after.replace('\t', " ")
+}
+
+/// Parses the `options` lines of one file's text.
+pub fn parse_options(file: &str, text: &str) -> Vec<OptionSource> {
+    logical_lines(text)
+        .iter()
+        .flat_map(|l| line_options(file, l))
+        .collect()
+}
+
+/// The parameters one logical line sets (none when it is no `options` line).
+fn line_options(file: &str, l: &ConfLine) -> Vec<OptionSource> {
+    let Some((module, after)) = options_words(&l.text) else {
+        return Vec::new();
+    };
+    let Some(module) = kmod_module_name(module) else {
+        return Vec::new();
+    };
+    Cmdline::parse(&kernel_options(after))
+        .params
+        .into_iter()
+        .map(|p| OptionSource {
+            file: file.to_string(),
+            line: l.line,
+            module: module.clone(),
+            param: normalize(&p.name),
+            value: p.value,
+            text: l.text.clone(),
+        })
+        .collect()
 }
 
 /// Reads the modprobe.d configuration of `host`.
@@ -264,9 +362,8 @@ pub fn neutralise(text: &str, module: &str, param: &str) -> String {
             out.push_str(physical[i]);
             i += 1;
         }
-        let hits = parse_options("", &l.text)
-            .iter()
-            .any(|o| o.module == m && o.param == p);
+        // The logical line as it is (parsing its text as a file again would unescape twice).
+        let hits = line_options("", &l).iter().any(|o| o.module == m && o.param == p);
         let end = (start + l.physical).min(physical.len());
         if !hits {
             continue;
@@ -274,18 +371,31 @@ pub fn neutralise(text: &str, module: &str, param: &str) -> String {
         for ph in &physical[start..end] {
             out.push_str(&format!("{MARKER} disabled (sets {m} {p}) {ph}"));
         }
+        // The file may end inside a continuation (an odd run of backslashes before the last
+        // line end, or before the end): end the comment with an empty line, or it would
+        // swallow the line written next.
+        let body = out.strip_suffix('\n').unwrap_or(&out);
+        let open = (body.len() - body.trim_end_matches('\\').len()) % 2 == 1;
         if !out.ends_with('\n') {
             out.push('\n');
         }
+        if open {
+            out.push('\n');
+        }
         let (module_word, after) = options_words(&l.text).unwrap_or(("", ""));
-        let rest: Vec<String> = Cmdline::parse(after)
+        let after = kernel_options(after);
+        let rest: Vec<String> = Cmdline::parse(&after)
             .params
             .iter()
             .filter(|x| normalize(&x.name) != p)
             .map(|x| after[x.span.clone()].to_string())
             .collect();
         if !rest.is_empty() {
-            out.push_str(&format!("options {module_word} {}\n", rest.join(" ")));
+            // The words come from the logical line (escapes removed): escape backslashes again,
+            // or `x=a\\` written back as `x=a\` would continue onto the next line.
+            let esc = |w: &str| w.replace('\\', "\\\\");
+            let rest: Vec<String> = rest.iter().map(|w| esc(w)).collect();
+            out.push_str(&format!("options {} {}\n", esc(module_word), rest.join(" ")));
         }
         i = end;
     }
@@ -355,6 +465,89 @@ mod tests {
             Some("N")
         );
         assert_eq!(c.effective("kvm_intel", "ept").unwrap().line, 2);
+    }
+
+    /// kmod's reading, found by tests/differential_kmod.rs (modprobe -C DIR --showconfig): 174
+    /// of 300 generated folders disagreed before. A continuation joins with nothing in between;
+    /// `\\x` is `x`; a NUL ends the line; tabs in options are spaces; words are split at
+    /// spaces and tabs only; a module name with an unmatched bracket makes kmod ignore the line.
+    #[test]
+    fn lines_as_kmod_reads_them() {
+        let opts = |t: &str| -> Vec<(String, String, Option<String>)> {
+            parse_options("f", t)
+                .into_iter()
+                .map(|o| (o.module, o.param, o.value))
+                .collect()
+        };
+        let o = |m: &str, p: &str, v: Option<&str>| (m.to_string(), p.to_string(), v.map(str::to_string));
+        assert_eq!(
+            opts("options kvm_intel nested=1\\\nept=1\n"),
+            vec![o("kvm_intel", "nested", Some("1ept=1"))]
+        );
+        assert_eq!(opts("options kvm_intel nested=1 \\\n  ept=1\n").len(), 2);
+        assert_eq!(
+            opts("options kvm_\\intel ne\\sted=\\Y\n"),
+            vec![o("kvm_intel", "nested", Some("Y"))]
+        );
+        assert_eq!(
+            opts("options a x=a\\\\\noptions b y=1\n"),
+            vec![o("a", "x", Some("a\\")), o("b", "y", Some("1"))]
+        );
+        assert_eq!(
+            opts("options a x=1\0 y=2\noptions b z=1\n"),
+            vec![o("a", "x", Some("1")), o("b", "z", Some("1"))]
+        );
+        assert_eq!(opts("options a x=\"1\t2\"\n"), vec![o("a", "x", Some("1 2"))]);
+        assert!(opts("options\x0ca x=1\noptions a\rx=1\n").is_empty());
+        assert!(opts("options a[b x=1\noptions a]b x=1\n").is_empty());
+        assert_eq!(opts("options a[-]-b x=1\n"), vec![o("a[-]_b", "x", Some("1"))]);
+        assert!(is_config_name("kvm.conf") && is_config_name("x.alias"));
+        assert!(!is_config_name(".kvm.conf") && !is_config_name("kvm.conf.bak") && !is_config_name(".conf"));
+    }
+
+    /// neutralise writes what kmod then reads as intended (tests/differential_kmod.rs): a
+    /// backslash of the logical line is escaped again, and a file ending inside a continuation
+    /// does not swallow the line written after its comment.
+    #[test]
+    fn neutralised_files_read_as_intended() {
+        let out = neutralise(
+            "options kvm_intel nested=0 x=a\\\\\noptions b y=1\n",
+            "kvm_intel",
+            "nested",
+        );
+        assert!(
+            out.ends_with("\noptions kvm_intel x=a\\\\\noptions b y=1\n"),
+            "{out:?}"
+        );
+        for t in [
+            "options kvm_intel x=1 nested=0 \\\n",
+            "options kvm_intel x=1 nested=0 \\",
+        ] {
+            let out = neutralise(t, "kvm_intel", "nested");
+            let o = parse_options("f", &out);
+            assert_eq!(o.len(), 1, "{t:?} -> {out:?}");
+            assert_eq!((o[0].param.as_str(), o[0].value.as_deref()), ("x", Some("1")));
+        }
+    }
+
+    /// Found by the modprobe fuzz target (fuzz/regressions/modprobe/escaped-backslash-twice):
+    /// neutralise parsed each logical line again as a file, so an escaped backslash (`\\\\`)
+    /// was unescaped twice, the setting it names never matched and stayed in force.
+    #[test]
+    fn neutralise_reads_each_line_once() {
+        for t in [
+            "options kvm_intel ne\\\\sted=0 x=1\n",
+            "options kvm\\\\intel nested=0\n",
+        ] {
+            let o = &parse_options("f", t)[0];
+            let out = neutralise(t, &o.module, &o.param);
+            assert!(
+                parse_options("f", &out)
+                    .iter()
+                    .all(|x| !(x.module == o.module && x.param == o.param)),
+                "{t:?} -> {out:?}"
+            );
+        }
     }
 
     #[test]

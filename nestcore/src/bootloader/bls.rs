@@ -164,6 +164,13 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
     // The padding is ASCII `#`; what precedes it may end in a multi-byte character.
     let body_end = text.trim_end_matches('#').len();
     let body = &text[..body_end];
+    if !body.ends_with('\n') {
+        // GRUB reads a value up to its line end: the padding would join the last variable.
+        return Err(Error::parse(
+            "grubenv",
+            "the last variable has no line end (a truncated block): refusing to edit",
+        ));
+    }
     let prefix = format!("\n{var}=");
     let Some(start) = body.find(&prefix).map(|i| i + prefix.len()) else {
         return Err(Error::parse("grubenv", format!("no {var}= variable")));
@@ -200,6 +207,18 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A key ends at white space only, as systemd-boot (`line_get_key_value(..., " \t", ...)`)
+    /// and bootspec.c read it: `options=a1` is a key `options=`, so an edit appends an
+    /// `options` line (fuzz/regressions/bls/options-equals-is-not-options: the target's own
+    /// oracle had split at `=`).
+    #[test]
+    fn options_equals_is_another_key() {
+        let t = "title x\noptions= a1\n";
+        assert_eq!(parse(t).options, None);
+        let out = edit_entry(t, &ArgsEdit::set("kvm-intel.nested", "1")).unwrap();
+        assert_eq!(out, "title x\noptions= a1\noptions kvm-intel.nested=1\n");
+    }
 
     #[test]
     fn entry_options() {
@@ -246,16 +265,51 @@ mod tests {
 
     /// Found by tests/properties.rs: a grubenv whose last byte before the `#` padding is part
     /// of a multi-byte character made the padding search slice inside it (a panic).
+    /// Found by the grubenv fuzz target (fuzz/regressions/grubenv/unterminated-last-variable):
+    /// the last variable of a block had no line end, so the `#` padding written after an edit
+    /// became part of its value (`x=\u{e9}#` read back as `x=\u{e9}###...`): GRUB reads a value
+    /// up to its `\n` (grub-core/lib/envblk.c). Such a block is refused, not edited.
+    #[test]
+    fn grubenv_with_an_unterminated_last_variable_is_refused() {
+        for env in [
+            "# GRUB Environment Block\nkernelopts=ro a=1\nx=\u{e9}#".to_string(),
+            format!("{:#<1024}", "# GRUB Environment Block\nkernelopts=ro\nx=y"),
+            "# GRUB Environment Block\nkernelopts=ro".to_string(),
+        ] {
+            match edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "b")) {
+                Err(e) => assert_eq!(e.kind(), crate::ErrorKind::Parse, "{e}"),
+                Ok(out) => {
+                    let others = |t: &str| {
+                        grubenv_vars(t)
+                            .into_iter()
+                            .filter(|(k, _)| k != KERNELOPTS)
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(others(&out), others(&env), "{env:?} -> {out:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn grubenv_ending_in_non_ascii_does_not_panic() {
+        // The padding is found after a multi-byte character; the variable before it has no line
+        // end, so the block is refused (see above), without a panic.
         let mut env = "# GRUB Environment Block\nkernelopts=ro\nx=\u{e9}".to_string();
-        let out = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "1")).unwrap();
-        assert!(out.starts_with("# GRUB Environment Block\nkernelopts=ro a=1\nx=\u{e9}#"));
+        let e = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "1")).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse);
         env.push('\u{fffd}');
+        while env.len() < 1024 {
+            env.push('#');
+        }
+        let e = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "1")).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse);
+        let mut env = "# GRUB Environment Block\nkernelopts=ro\nx=\u{e9}\u{fffd}\n".to_string();
         while env.len() < 1024 {
             env.push('#');
         }
         let out = edit_grubenv(&env, KERNELOPTS, &ArgsEdit::set("a", "1")).unwrap();
         assert_eq!(out.len(), 1024);
+        assert!(out.contains("\nx=\u{e9}\u{fffd}\n"));
     }
 }

@@ -118,6 +118,17 @@ pub fn cmdlines(text: &str, sel: &Selection) -> Vec<(String, Cmdline)> {
 
 /// The indent of a stanza's last non-empty line and the index to insert after (grubby's
 /// `addLine`): the label line gets no indent copied.
+/// Inserts `line` after line `after`, giving that line a line end first if it had none (the
+/// last line of a file without a final newline), so that the two stay two lines.
+fn insert_after(lines: &mut Vec<Line>, after: usize, line: Line) {
+    if let Some(prev) = lines.get_mut(after) {
+        if prev.eol.is_empty() {
+            prev.eol = line.eol.clone();
+        }
+    }
+    lines.insert(after + 1, line);
+}
+
 fn insertion_point(lines: &[Line], first: usize, end: usize) -> (usize, String) {
     let mut prev = first;
     for (i, l) in lines.iter().enumerate().take(end).skip(first) {
@@ -192,8 +203,9 @@ pub fn edit(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
                         lines[rl].text = format!("{}{}{}{}", k.indent, k.keyword, k.sep, v);
                     }
                 }
-                None => lines.insert(
-                    after + 1,
+                None => insert_after(
+                    &mut lines,
+                    after,
                     Line {
                         text: format!("{indent}root {v}"),
                         eol: eol.clone(),
@@ -210,8 +222,9 @@ pub fn edit(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
                 }
             }
             // grubby adds the append line before a root line it adds.
-            _ if has_args => lines.insert(
-                after + 1,
+            _ if has_args => insert_after(
+                &mut lines,
+                after,
                 Line {
                     text: format!("{indent}append{region}"),
                     eol: eol.clone(),
@@ -247,6 +260,32 @@ mod tests {
                 "linux /vmlinuz-b\n",
                 "linux /vmlinuz-b\n  append kvm-amd.nested=1\n"
             )
+        );
+    }
+
+    /// Found by the extlinux fuzz target (fuzz/regressions/extlinux/last-line-without-newline):
+    /// a line inserted after a last line without a line end was glued to it
+    /// (`linux /vmlinuz-b  append kvm-amd.nested=1`: the kernel path line gained words).
+    #[test]
+    fn lines_inserted_after_an_unterminated_last_line_stay_lines() {
+        let t = "label B\n  linux /vmlinuz-b";
+        let out = edit(t, &Selection::all_linux(), &ArgsEdit::set("kvm-amd.nested", "1")).unwrap();
+        assert_eq!(out, "label B\n  linux /vmlinuz-b\n  append kvm-amd.nested=1\n");
+        let add_root = ArgsEdit {
+            add: Some("root=/dev/sda1 quiet".into()),
+            ..ArgsEdit::default()
+        };
+        let out = edit(t, &Selection::all_linux(), &add_root).unwrap();
+        let c = parse(&out);
+        assert_eq!(c.entries[0].kernel.as_deref(), Some("/vmlinuz-b"), "{out:?}");
+        assert!(
+            out.lines()
+                .all(|l| l.split_whitespace().count() <= 2 || l.trim_start().starts_with("append")),
+            "{out:?}"
+        );
+        assert_eq!(
+            cmdlines(&out, &Selection::all_linux())[0].1.get("quiet"),
+            Some(None)
         );
     }
 

@@ -524,6 +524,8 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            #![proptest_config(crate::proptest_seed::config(256))]
+
             #[test]
             fn editors_never_panic(text in "(\\PC|\n|\t|\"|'|=|#|\\\\){0,200}",
                                    arg in "[a-z_.=\"-]{1,12}") {

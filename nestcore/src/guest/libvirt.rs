@@ -362,8 +362,8 @@ pub struct Interconnect {
     pub cache: Option<u32>,
     /// Access type.
     pub kind: AccessType,
-    /// Value.
-    pub value: u32,
+    /// Value (libvirt keeps 64 bits: a bandwidth is stored in KiB).
+    pub value: u64,
     /// Unit (bandwidth only).
     pub unit: Option<String>,
 }
@@ -472,6 +472,179 @@ fn check_unit(unit: &str) -> Result<()> {
             "memory unit {unit:?} is not one libvirt knows (B, KiB, M, GB, ...)"
         )))
     }
+}
+
+/// The bytes one `unit` stands for, by libvirt's rules (virScaleInteger): `b`/`byte`/`bytes`,
+/// `k`/`KiB` 1024, `KB` 1000, and so on for M, G, T, P, E; `None` for no unit (`default`).
+fn unit_bytes(unit: Option<&str>, default: u128) -> u128 {
+    let Some(u) = unit else { return default };
+    let lower = u.to_ascii_lowercase();
+    if matches!(lower.as_str(), "b" | "by" | "byte" | "bytes") {
+        return 1;
+    }
+    let power = match lower.as_bytes().first() {
+        Some(b'k') => 1,
+        Some(b'm') => 2,
+        Some(b'g') => 3,
+        Some(b't') => 4,
+        Some(b'p') => 5,
+        Some(b'e') => 6,
+        _ => 0,
+    };
+    let base: u128 = if lower.len() == 2 && lower.ends_with('b') {
+        1000
+    } else {
+        1024
+    };
+    base.pow(power)
+}
+
+/// Whether `value` in `unit` fits libvirt's 64-bit byte counts.
+fn fits(value: u64, unit: Option<&str>, default: u128) -> bool {
+    u128::from(value) * unit_bytes(unit, default) <= u128::from(u64::MAX)
+}
+
+/// The vCPU ids of a cpuset (`0-3,^2,8`); `None` past libvirt's limit of 1024 ids
+/// (VIR_DOMAIN_CPUMASK_LEN).
+fn cpuset_ids(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut set = std::collections::BTreeSet::new();
+    for part in s.split(',') {
+        let num = |x: &str| x.parse::<u32>().ok().filter(|&n| n < 1024);
+        match part.strip_prefix('^') {
+            Some(n) => {
+                set.remove(&num(n)?);
+            }
+            None => match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (num(a)?, num(b)?);
+                    if a > b {
+                        return None;
+                    }
+                    set.extend(a..=b);
+                }
+                None => {
+                    set.insert(num(part)?);
+                }
+            },
+        }
+    }
+    Some(set)
+}
+
+/// What libvirt checks of a guest `<numa>` beyond the schema (numa_conf.c
+/// virDomainNumaDefParseXML and virDomainNumaDefValidate; found by
+/// tests/differential_libvirt.rs, where libvirt refused domains nestcore accepted).
+fn validate_numa(numa: &Numa) -> Result<()> {
+    let n = numa.cells.len();
+    let mut ids: Vec<Option<usize>> = vec![None; n];
+    let mut cpus: Vec<std::collections::BTreeSet<u32>> = vec![Default::default(); n];
+    for (i, cell) in numa.cells.iter().enumerate() {
+        // A cell without id is the cell of its position.
+        let id = cell.id.map_or(i, |v| v as usize);
+        if id >= n {
+            return Err(invalid(format!(
+                "NUMA cell id {id} is not below the number of cells ({n}): libvirt needs each of 0..{} once",
+                n - 1
+            )));
+        }
+        if ids.contains(&Some(id)) {
+            return Err(invalid(format!("NUMA cell id {id} is given twice")));
+        }
+        ids[i] = Some(id);
+        if let Some(c) = &cell.cpus {
+            cpus[id] = cpuset_ids(c)
+                .ok_or_else(|| invalid(format!("cell cpus {c:?} is not a cpuset of ids below 1024")))?;
+            if let Some(j) = (0..n).find(|&j| j != id && !cpus[j].is_disjoint(&cpus[id])) {
+                return Err(invalid(format!(
+                    "NUMA cells {id} and {j} have overlapping vCPU ids"
+                )));
+            }
+        }
+        if !fits(cell.memory, cell.unit.as_deref(), 1024) {
+            return Err(invalid(format!(
+                "NUMA cell {id} memory {} {:?} overflows 64 bits",
+                cell.memory, cell.unit
+            )));
+        }
+        for s in cell.distances.iter().flatten() {
+            let ok = (s.id as usize) < n
+                && (10..=255).contains(&s.value)
+                && ((s.id as usize == id) == (s.value == 10));
+            if !ok {
+                return Err(invalid(format!(
+                    "NUMA distance {} from cell {id} to {} is not valid: the sibling must be a cell, the distance 10 to itself and 11 to 255 to others",
+                    s.value, s.id
+                )));
+            }
+        }
+        let mut levels = Vec::new();
+        for c in &cell.caches {
+            if !(1..=3).contains(&c.level) || levels.contains(&c.level) {
+                return Err(invalid(format!(
+                    "NUMA cell {id} cache level {} is not 1, 2 or 3, or is given twice",
+                    c.level
+                )));
+            }
+            levels.push(c.level);
+            if !fits(u64::from(c.size.value), Some(&c.size.unit), 1024)
+                || !fits(u64::from(c.line.value), Some(&c.line.unit), 1)
+            {
+                return Err(invalid(format!("NUMA cell {id} cache size overflows 64 bits")));
+            }
+        }
+    }
+    let Some(ic) = &numa.interconnects else {
+        return Ok(());
+    };
+    let all: Vec<(&Interconnect, bool)> = ic
+        .latencies
+        .iter()
+        .map(|l| (l, false))
+        .chain(ic.bandwidths.iter().map(|b| (b, true)))
+        .collect();
+    let cell = |id: u32| ids.iter().position(|x| *x == Some(id as usize));
+    for (k, (l, bandwidth)) in all.iter().enumerate() {
+        let (Some(_), Some(target)) = (cell(l.initiator), cell(l.target)) else {
+            return Err(invalid(format!(
+                "interconnect {} -> {} refers to a NUMA cell that does not exist",
+                l.initiator, l.target
+            )));
+        };
+        if cpus[l.initiator as usize].is_empty() {
+            return Err(invalid(format!(
+                "NUMA cell {} has no vCPUs and cannot be an initiator",
+                l.initiator
+            )));
+        }
+        if let Some(c) = l.cache {
+            if c == 0 || !numa.cells[target].caches.iter().any(|x| x.level == c) {
+                return Err(invalid(format!(
+                    "interconnect cache {c} is not a cache level of cell {}",
+                    l.target
+                )));
+            }
+        }
+        if *bandwidth && !fits(l.value, l.unit.as_deref(), 1024) {
+            return Err(invalid("interconnect bandwidth overflows 64 bits"));
+        }
+        for (m, mb) in &all[..k] {
+            if mb == bandwidth
+                && m.initiator == l.initiator
+                && m.target == l.target
+                && m.cache == l.cache
+                && m.kind == l.kind
+            {
+                return Err(invalid("an interconnect is given twice"));
+            }
+            if l.initiator != l.target && l.initiator == m.target && l.target == m.initiator {
+                return Err(invalid(format!(
+                    "the link {} <-> {} is given in both directions",
+                    l.initiator, l.target
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_cpuset(s: &str) -> bool {
@@ -684,10 +857,25 @@ impl Cpu {
                 }
             }
         }
+        if self.vendor.is_some() && !self.is_host_description() && self.model_name().is_none() {
+            return Err(invalid(
+                "a <vendor> needs a CPU model (libvirt: 'CPU vendor specified without CPU model')",
+            ));
+        }
+        if self.check.is_some()
+            && mode == Mode::Custom
+            && !self.is_host_description()
+            && self.model_name().is_none()
+        {
+            return Err(invalid(
+                "check= needs a CPU model in custom mode (libvirt: 'check attribute specified for CPU with no model')",
+            ));
+        }
         if let Some(numa) = &self.numa {
             if numa.cells.is_empty() {
                 return Err(invalid("<numa> needs at least one <cell>"));
             }
+            validate_numa(numa)?;
             for cell in &numa.cells {
                 if let Some(cpus) = &cell.cpus {
                     if !is_cpuset(cpus) {
@@ -741,6 +929,26 @@ impl Cpu {
     /// As [`Cpu::validate`], and [`Error::InvalidInput`] when the topology disagrees with `vcpus`.
     pub fn validate_for_vcpus(&self, vcpus: Option<u32>) -> Result<()> {
         self.validate()?;
+        if let (Some(numa), Some(n)) = (&self.numa, vcpus) {
+            // libvirt (virDomainDefPostParseCheckFeatures): "Number of CPUs in <numa> exceeds the
+            // <vcpu> count", "CPU IDs in <numa> exceed the <vcpu> count".
+            let ids: Vec<std::collections::BTreeSet<u32>> = numa
+                .cells
+                .iter()
+                .filter_map(|c| c.cpus.as_deref().and_then(cpuset_ids))
+                .collect();
+            let total: usize = ids.iter().map(std::collections::BTreeSet::len).sum();
+            if total > n as usize {
+                return Err(invalid(format!(
+                    "the NUMA cells have {total} vCPUs but the domain has {n}"
+                )));
+            }
+            if let Some(max) = ids.iter().filter_map(|s| s.last()).max().filter(|&&m| m >= n) {
+                return Err(invalid(format!(
+                    "NUMA cell vCPU {max} is not below the domain's {n} vCPUs"
+                )));
+            }
+        }
         if let (Some(t), Some(n)) = (&self.topology, vcpus) {
             let product = t.vcpus().unwrap_or(0);
             if product != n {
@@ -1288,6 +1496,13 @@ impl Ctx<'_> {
                     let sized = |name: &str| -> Result<Sized> {
                         let mut found = k.children.iter().filter(|x| x.name == name);
                         let (Some(e), None) = (found.next(), found.next()) else {
+                            // libvirt writes no <line> for a line size of 0 (numa_conf.c).
+                            if name == "line" && k.children.iter().all(|x| x.name != "line") {
+                                return Ok(Sized {
+                                    value: 0,
+                                    unit: "B".into(),
+                                });
+                            }
                             return Err(self.err(k, format!("needs exactly one <{name}>")));
                         };
                         self.only_attrs(e, &["value", "unit"])?;
@@ -1302,8 +1517,14 @@ impl Ctx<'_> {
                     }
                     cell.caches.push(NumaCache {
                         level: self.req_num(k, "level")?,
-                        associativity: self.req_enum(k, "associativity", Associativity::from_xml)?,
-                        policy: self.req_enum(k, "policy", CachePolicy::from_xml)?,
+                        // libvirt leaves out associativity and policy 'none' when it writes a
+                        // domain (numa_conf.c virDomainNumaDefFormatXML).
+                        associativity: self
+                            .enum_attr(k, "associativity", Associativity::from_xml)?
+                            .unwrap_or(Associativity::None),
+                        policy: self
+                            .enum_attr(k, "policy", CachePolicy::from_xml)?
+                            .unwrap_or(CachePolicy::None),
                         size: sized("size")?,
                         line: sized("line")?,
                     });

@@ -233,7 +233,8 @@ impl CpuArg {
     /// Parses a `-cpu` value, normalising as described in the module documentation.
     ///
     /// # Errors
-    /// [`Error::Parse`] for an empty model, an empty option, or names outside `[A-Za-z0-9._-]+`.
+    /// [`Error::Parse`] for an empty model, an empty option, names outside `[A-Za-z0-9._-]+`, or
+    /// a NUL (no program argument can carry one).
     pub fn parse(s: &str) -> Result<CpuArg> {
         Self::parse_with_notes(s).map(|(arg, _)| arg)
     }
@@ -244,6 +245,12 @@ impl CpuArg {
     /// As [`CpuArg::parse`].
     pub fn parse_with_notes(s: &str) -> Result<(CpuArg, Vec<String>)> {
         let what = "QEMU -cpu argument";
+        if s.contains('\0') {
+            return Err(Error::parse(
+                what,
+                format!("{s:?} holds a NUL, which no program argument can carry"),
+            ));
+        }
         let mut parts = split_options(s.trim()).into_iter();
         let model = parts.next().unwrap_or_default();
         if !valid_name(&model) {
@@ -436,6 +443,20 @@ mod tests {
         let a = CpuArg::parse("base,model-id=a,,b").unwrap();
         assert_eq!(a.get("model-id"), Some(&OptValue::Value("a,b".into())));
         assert_eq!(a.to_string(), "base,model-id=a,,b");
+    }
+
+    /// Found by the qemu_cpu fuzz target (fuzz/regressions/qemu_cpu/nul-in-a-value): a value
+    /// with a NUL was accepted and rendered back, but no program argument can hold a NUL
+    /// (execve takes C strings), so the `-cpu` argument could never reach QEMU.
+    #[test]
+    fn a_nul_is_refused() {
+        for s in ["host,vmx=o\0ff", "host,model-id=a\0b", "qemu64\0,vmx=on"] {
+            assert_eq!(
+                CpuArg::parse(s).unwrap_err().kind(),
+                crate::ErrorKind::Parse,
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

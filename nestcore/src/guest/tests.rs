@@ -69,7 +69,7 @@ fn render_and_parse_full_element() {
 <cache level='1' associativity='direct' policy='writeback'>\n        <size value='8' unit='KiB'/>\n        \
 <line value='5' unit='B'/>\n      </cache>\n    </cell>\n    <cell id='1' cpus='2-3' memory='512' unit='MiB'/>\n    \
 <interconnects>\n      <latency initiator='0' target='0' type='access' value='5'/>\n      \
-<bandwidth initiator='0' target='1' cache='1' type='read' value='204800' unit='KiB'/>\n    </interconnects>\n  </numa>\n</cpu>";
+<bandwidth initiator='0' target='0' cache='1' type='read' value='204800' unit='KiB'/>\n    </interconnects>\n  </numa>\n</cpu>";
     let cpu = Cpu::from_xml(xml).unwrap();
     assert_eq!(cpu.to_xml(), xml);
     assert_eq!(cpu.topology.unwrap().vcpus(), Some(4));
@@ -113,7 +113,16 @@ fn invalid_combinations_have_reasons() {
         ("<cpu><model>Haswell</model><feature policy='require' name='vmx'/><feature policy='disable' name='vmx'/></cpu>", "more than once"),
         ("<cpu><model vendor_id='Intel'>Haswell</model></cpu>", "12 characters"),
         ("<cpu><feature policy='require' name='vmx'/></cpu>", "need a CPU model"),
-        ("<cpu><numa><cell memory='1'><distances><sibling id='0' value='9'/></distances></cell></numa></cpu>", "10..=255"),
+        ("<cpu><numa><cell memory='1'><distances><sibling id='0' value='9'/></distances></cell></numa></cpu>", "NUMA distance 9"),
+        // libvirt's own checks (tests/differential_libvirt.rs).
+        ("<cpu><numa><cell id='1' memory='1'/></numa></cpu>", "NUMA cell id 1"),
+        ("<cpu><numa><cell cpus='0-1' memory='1'/><cell cpus='1' memory='1'/></numa></cpu>", "overlapping"),
+        ("<cpu><numa><cell memory='1'><distances><sibling id='0' value='20'/></distances></cell></numa></cpu>", "distance 10 to itself"),
+        ("<cpu><numa><cell memory='16' unit='EiB'/></numa></cpu>", "overflows"),
+        ("<cpu><numa><cell cpus='0' memory='1'/><interconnects><latency initiator='0' target='1' type='access' value='1'/></interconnects></numa></cpu>", "does not exist"),
+        ("<cpu><vendor>Intel</vendor></cpu>", "needs a CPU model"),
+        ("<cpu mode='host-model'><vendor>Intel</vendor></cpu>", "needs a CPU model"),
+        ("<cpu check='full'><topology sockets='1' cores='1' threads='1'/></cpu>", "check= needs a CPU model"),
     ];
     for (xml, reason) in cases {
         let err = Cpu::from_xml(xml).unwrap_err();

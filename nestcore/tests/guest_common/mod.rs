@@ -83,19 +83,27 @@ fn unit() -> impl Strategy<Value = String> {
     select(vec!["KiB", "MiB", "G", "b", "bytes", "TB", "k"]).prop_map(str::to_string)
 }
 
-fn cell() -> impl Strategy<Value = NumaCell> {
+/// NUMA cell `i` of a guest: the id is its position (or left out), its vCPUs are its own
+/// (cells never share one), distances name existing cells (10 to itself, 11..=255 to others),
+/// cache levels are distinct 1..=3 and sizes fit libvirt's 64-bit byte counts: what libvirt's
+/// own parser accepts (numa_conf.c), checked in tests/differential_libvirt.rs.
+fn cell(i: u32, n: u32) -> impl Strategy<Value = NumaCell> {
     (
         (
-            proptest::option::of(0u32..8),
-            proptest::option::of(select(vec!["0-1", "2", "0-3,^2", "4,5"])),
+            any::<bool>(),
+            select(vec![
+                format!("{}", 2 * i),
+                format!("{}-{}", 2 * i, 2 * i + 1),
+                format!("{}-{},^{}", 2 * i, 2 * i + 1, 2 * i),
+            ]),
         ),
-        (1u64..1 << 40, proptest::option::of(unit())),
+        (1u64..1 << 20, proptest::option::of(unit())),
         proptest::option::of(select(MemAccess::ALL.to_vec())),
         proptest::option::of(select(YesNo::ALL.to_vec())),
-        proptest::option::of(proptest::collection::vec((0u32..8, 10u32..=255), 1..3)),
-        proptest::collection::vec(
+        proptest::option::of(proptest::collection::btree_map(0..n, 11u32..=255, 1..3)),
+        proptest::collection::btree_map(
+            1u32..=3,
             (
-                0u32..4,
                 select(Associativity::ALL.to_vec()),
                 select(CachePolicy::ALL.to_vec()),
                 (0u32..1 << 20, unit()),
@@ -105,18 +113,24 @@ fn cell() -> impl Strategy<Value = NumaCell> {
         ),
     )
         .prop_map(
-            |((id, cpus), (memory, unit), mem_access, discard, distances, caches)| NumaCell {
-                id,
-                cpus: cpus.map(str::to_string),
+            move |((with_id, cpus), (memory, unit), mem_access, discard, distances, caches)| NumaCell {
+                id: with_id.then_some(i),
+                cpus: Some(cpus),
                 memory,
                 unit,
                 mem_access,
                 discard,
-                distances: distances
-                    .map(|d| d.into_iter().map(|(id, value)| Sibling { id, value }).collect()),
+                distances: distances.map(|d| {
+                    d.into_iter()
+                        .map(|(id, value)| Sibling {
+                            id,
+                            value: if id == i { 10 } else { value },
+                        })
+                        .collect()
+                }),
                 caches: caches
                     .into_iter()
-                    .map(|(level, associativity, policy, (sv, su), (lv, lu))| NumaCache {
+                    .map(|(level, (associativity, policy, (sv, su), (lv, lu)))| NumaCache {
                         level,
                         associativity,
                         policy,
@@ -128,40 +142,48 @@ fn cell() -> impl Strategy<Value = NumaCell> {
         )
 }
 
-fn interconnect(bandwidth: bool) -> impl Strategy<Value = Interconnect> {
-    (
-        0u32..4,
-        0u32..4,
-        proptest::option::of(0u32..4),
-        select(AccessType::ALL.to_vec()),
-        0u32..100000,
-        unit(),
-    )
-        .prop_map(
-            move |(initiator, target, cache, kind, value, unit)| Interconnect {
-                initiator,
-                target,
-                cache,
-                kind,
-                value,
-                unit: bandwidth.then_some(unit),
-            },
-        )
+fn interconnect(
+    bandwidth: bool,
+    initiator: u32,
+    target: u32,
+    cache: Option<u32>,
+) -> impl Strategy<Value = Interconnect> {
+    (select(AccessType::ALL.to_vec()), 0u64..100000, unit()).prop_map(move |(kind, value, unit)| {
+        Interconnect {
+            initiator,
+            target,
+            cache,
+            kind,
+            value,
+            unit: bandwidth.then_some(unit),
+        }
+    })
 }
 
 fn numa() -> impl Strategy<Value = Numa> {
-    (
-        proptest::collection::vec(cell(), 1..3),
-        proptest::option::of((
-            proptest::collection::vec(interconnect(false), 0..2),
-            proptest::collection::vec(interconnect(true), 0..2),
-        )),
-    )
-        .prop_map(|(cells, ic)| Numa {
+    (1u32..3)
+        .prop_flat_map(|n| {
+            let cells: Vec<_> = (0..n).map(|i| cell(i, n)).collect();
+            (cells, 0..n, 0..n, any::<bool>(), any::<(bool, bool)>())
+        })
+        .prop_flat_map(|(cells, initiator, target, with_cache, (lat, bw))| {
+            // One latency and one bandwidth at most, of the same link: never twice, never both
+            // directions (libvirt refuses both).
+            let cache = with_cache
+                .then(|| cells[target as usize].caches.first().map(|c| c.level))
+                .flatten();
+            (
+                Just(cells),
+                proptest::option::of(interconnect(false, initiator, target, cache)),
+                proptest::option::of(interconnect(true, initiator, target, cache)),
+                Just((lat, bw)),
+            )
+        })
+        .prop_map(|(cells, latency, bandwidth, (lat, bw))| Numa {
             cells,
-            interconnects: ic.map(|(latencies, bandwidths)| Interconnects {
-                latencies,
-                bandwidths,
+            interconnects: (lat || bw).then(|| Interconnects {
+                latencies: latency.into_iter().collect(),
+                bandwidths: bandwidth.into_iter().collect(),
             }),
         })
 }
@@ -221,6 +243,7 @@ pub(crate) fn arb_guest_cpu() -> impl Strategy<Value = Cpu> {
                 fallback,
                 vendor_id,
             });
+            // libvirt: "CPU vendor specified without CPU model".
             cpu.vendor = vendor;
             cpu.topology = topo.map(|(sockets, dies, clusters, cores, threads)| Topology {
                 sockets,
@@ -244,8 +267,20 @@ pub(crate) fn arb_guest_cpu() -> impl Strategy<Value = Cpu> {
                 let m = cpu.model.get_or_insert_with(Model::default);
                 m.name = Some("qemu64".into());
             }
+            if cpu.model.as_ref().and_then(|m| m.name.as_ref()).is_none() {
+                cpu.vendor = None;
+                // libvirt: "check attribute specified for CPU with no model".
+                if custom {
+                    cpu.check = None;
+                }
+            }
             cpu.cache = cache.map(|(level, mode)| Cache { level, mode });
             cpu.maxphysaddr = maxphys.map(|(mode, bits, limit)| MaxPhysAddr { mode, bits, limit });
+            // Enough vCPUs for the NUMA cells' ids (libvirt: "CPU IDs in <numa> exceed the <vcpu>
+            // count"); a domain without topology gets 4 (wrap_in_domain).
+            if let (Some(t), Some(n)) = (cpu.topology.as_mut(), numa.as_ref()) {
+                t.cores = t.cores.max(2 * n.cells.len() as u32);
+            }
             cpu.numa = numa;
             cpu
         },
