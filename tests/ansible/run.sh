@@ -18,7 +18,7 @@ tvenv="$repo/target/ansible-target-venv"
 
 echo "== Ansible: controller venv $venv"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -c 'import ansible, pytest' 2>/dev/null || "$venv/bin/pip" install -q ansible-core pytest
+"$venv/bin/python" -c 'import ansible, pytest' 2>/dev/null || "$venv/bin/pip" install -q -c "$repo/tests/constraints.txt" ansible-core pytest
 
 wheel="$(ls -t target/wheels/nestcore-*.whl 2>/dev/null | head -1 || true)"
 if [ -z "$wheel" ]; then
