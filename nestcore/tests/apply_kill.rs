@@ -96,13 +96,12 @@ fn kill_during_apply_never_leaves_a_partial_file() {
         );
     }
 
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
-    let start = Instant::now();
+    // A fixed seed: the kill times are the same fraction of the span every run. Which files a
+    // kill catches still depends on the machine's speed, but every outcome is checked the same
+    // way (old or new, and undo restores), so no timing can make the test fail by chance.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let (mut runs, mut killed_mid, mut finished) = (0, 0, 0);
     while runs < 200 {
-        if start.elapsed() > Duration::from_secs(60) {
-            break;
-        }
         let root = tmp.path().join(format!("run{runs}"));
         copy_tree(&src, &root);
         let mut child = spawn(&root);
@@ -142,5 +141,4 @@ fn kill_during_apply_never_leaves_a_partial_file() {
         runs += 1;
     }
     println!("{runs} kills: {finished} finished first, {killed_mid} stopped between files; no partial file");
-    assert!(runs >= 200, "only {runs} runs in the time bound");
 }
