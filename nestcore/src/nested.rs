@@ -397,10 +397,10 @@ fn read_config(host: &Host, abs: &str) -> Result<Option<Found>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&path, e)),
     }
-    match host.read(&path) {
+    match host.read_text(&path) {
         Ok(text) => Ok(Some(Found { path, text })),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, e)),
+        Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -866,7 +866,7 @@ fn plan_modprobe(
         let mut files: Vec<&str> = conflicts.iter().map(|o| o.file.as_str()).collect();
         files.dedup();
         for f in files {
-            let text = host.read(f).map_err(|e| Error::io(f, e))?;
+            let text = host.read_text(f)?;
             let new = modprobe::neutralise(&text, m, "nested");
             // A distribution file is overridden by a same-named file in /etc (kmod's rule),
             // which survives package updates; an /etc file is edited in place.

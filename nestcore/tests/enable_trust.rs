@@ -587,3 +587,31 @@ fn modprobe_order_is_kmods() {
     }
     assert_eq!(checked, cases.len());
 }
+
+/// Review B8: one byte that is not UTF-8 in a file the plan edits made every `enable --apply`
+/// fail with "changed since the plan was made" (the plan read the file lossily, apply compared
+/// bytes). The plan refuses at once, naming the file and the byte, and changes nothing.
+#[test]
+fn a_file_that_is_not_utf8_is_refused_when_planning() {
+    let (_t, root, _) = fixture("enable", "debian-grub2");
+    let grub = root.join("etc/default/grub");
+    let mut text = fs::read(&grub).unwrap();
+    let at = text.len() + "# Mise ".len();
+    text.extend_from_slice(b"# Mise \xe0 jour\n");
+    fs::write(&grub, &text).unwrap();
+    let before = tree(&root);
+    for apply in [false, true] {
+        let mut args = vec!["enable", "--root", r(&root), "--persist", "modprobe,cmdline"];
+        if apply {
+            args.push("--apply");
+        }
+        let (code, out, err) = nestcore(&args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains("/etc/default/grub") && err.contains(&format!("not valid UTF-8 at byte {at}")),
+            "{err}"
+        );
+        assert!(!err.contains("changed since"), "{err}");
+        assert_eq!(tree(&root), before);
+    }
+}

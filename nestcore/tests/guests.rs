@@ -513,6 +513,13 @@ fn hostile_definitions_are_reported_one_by_one() {
     )
     .unwrap();
     std::fs::write(q.join("notype.xml"), "<domain><name>notype</name></domain>").unwrap();
+    // Well-formed once read lossily (review B8): a fix would have written U+FFFD back, or never
+    // applied (the bytes differ from what was read).
+    std::fs::write(
+        q.join("latin1.xml"),
+        b"<domain type='kvm'><name>latin1</name><description>caf\xe9</description><os><type arch='x86_64'>hvm</type></os></domain>",
+    )
+    .unwrap();
     let c = std::ffi::CString::new(q.join("fifo.xml").to_str().unwrap()).unwrap();
     // SAFETY: c is a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -553,6 +560,13 @@ fn hostile_definitions_are_reported_one_by_one() {
     assert_eq!(code("billion"), "malformed");
     assert_eq!(code("twocpus"), "invalid");
     assert_eq!(code("notype"), "invalid");
+    let latin1 = r.guests.iter().find(|g| g.name == "latin1").unwrap();
+    assert_eq!(latin1.reason.code, "malformed", "{:?}", latin1.reason);
+    assert!(
+        latin1.reason.message.contains("not valid UTF-8 at byte"),
+        "{:?}",
+        latin1.reason
+    );
     assert!(
         r.guests.iter().all(|g| g.name != "folder"),
         "a folder named .xml is not a definition"

@@ -104,7 +104,18 @@ pub(crate) fn read_file(host: &Host, abs: &str) -> Result<String, ReadFail> {
             ),
         ));
     }
-    host.read(&real_abs).map_err(|e| io_fail(abs, &e))
+    let bytes = host.read_bytes(&real_abs).map_err(|e| io_fail(abs, &e))?;
+    // Not read lossily: a fix computed from replaced characters could never be applied (the
+    // file's bytes would not be what was read), and would write the replacements.
+    String::from_utf8(bytes).map_err(|e| {
+        ReadFail::new(
+            "malformed",
+            format!(
+                "{abs} is not valid UTF-8 at byte {}: not read",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 /// The names in folder `abs` (resolved under the root), sorted; `Ok(None)` when it does not

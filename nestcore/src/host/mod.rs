@@ -288,6 +288,26 @@ impl Host {
         Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
+    /// Reads a file that nestcore may edit: like [`Host::read`], but text that is not UTF-8 is
+    /// an error rather than replaced, since an edit computed from a lossy reading could never
+    /// be applied (the file's bytes would not be what the plan read).
+    ///
+    /// # Errors
+    /// [`Error::Io`] as [`Host::read`]; [`Error::Parse`] naming the first byte that is not
+    /// UTF-8.
+    pub fn read_text(&self, abs: &str) -> crate::Result<String> {
+        let bytes = self.read_bytes(abs).map_err(|e| crate::Error::io(abs, e))?;
+        String::from_utf8(bytes).map_err(|e| {
+            crate::Error::parse(
+                abs,
+                format!(
+                    "not valid UTF-8 at byte {}: nestcore edits text files only (convert the file to UTF-8)",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })
+    }
+
     /// Like [`Host::read`], trimmed of surrounding white space.
     ///
     /// # Errors
