@@ -763,3 +763,34 @@ fn check_gains_one_summary_finding_only_where_guests_are_defined() {
     );
     assert_eq!(f.remedy, None);
 }
+
+/// Review B7: a TCG domain of another architecture was "fixed" into a KVM guest with vmx
+/// ("domain type qemu became kvm; added <feature name='vmx'/>") on an x86 host. KVM runs only
+/// guests of the host's architecture, and VT-x/AMD-V are x86's: it is reported, never fixed.
+#[test]
+fn a_guest_of_another_architecture_is_never_fixed() {
+    let fx = Fixture::new("libvirt-intel");
+    let q = fx.dir.path().join("etc/libvirt/qemu");
+    for (name, arch) in [("arm", "aarch64"), ("power", "ppc64le"), ("zed", "s390x")] {
+        std::fs::write(
+            q.join(format!("{name}.xml")),
+            format!("<domain type='qemu'><name>{name}</name><os><type arch='{arch}' machine='virt'>hvm</type></os><cpu mode='custom'><model>cortex-a57</model></cpu></domain>"),
+        )
+        .unwrap();
+    }
+    // An i686 guest is x86: still fixable.
+    std::fs::write(
+        q.join("old.xml"),
+        "<domain type='qemu'><name>old</name><os><type arch='i686'>hvm</type></os></domain>",
+    )
+    .unwrap();
+    let r = fx.scan();
+    for name in ["arm", "power", "zed"] {
+        let g = r.guests.iter().find(|g| g.name == name).unwrap();
+        assert_eq!(g.reason.code, "foreign_arch", "{name}: {:?}", g.reason);
+        assert_eq!(g.gets_extension, Some(false), "{name}");
+        assert!(g.fix.is_none(), "{name}: {:?}", g.fix);
+    }
+    let old = r.guests.iter().find(|g| g.name == "old").unwrap();
+    assert!(old.fix.is_some(), "{:?}", old.reason);
+}

@@ -292,6 +292,12 @@ fn nova_managed(root: &Node) -> bool {
 /// # Errors
 /// A [`ReadFail`]-like pair (code, message) for XML that does not parse (`malformed`) or a
 /// definition libvirt would not hold (`invalid`).
+/// libvirt's names of the x86 architectures (`<type arch=...>`), the ones VT-x/AMD-V serve.
+const X86_ARCHES: [&str; 2] = ["x86_64", "i686"];
+
+/// The reason code of a guest of another architecture: reported, never fixed.
+const FOREIGN_ARCH: &str = "foreign_arch";
+
 pub(crate) fn judge_domain(ctx: &Ctx<'_>, text: &str) -> Result<Domain, (&'static str, String)> {
     let root = xml::parse(text, "domain XML").map_err(|e| ("malformed", e.to_string()))?;
     if root.name != "domain" {
@@ -320,7 +326,22 @@ pub(crate) fn judge_domain(ctx: &Ctx<'_>, text: &str) -> Result<Domain, (&'stati
             .unwrap_or_default()
     });
     let (cpu_desc, cfg) = judge_cpu(ctx, cpu);
+    // <os><type arch=...>: KVM runs guests of the host's architecture only, and VT-x/AMD-V are
+    // x86's; another architecture runs under TCG whatever nestcore changes.
+    let arch = root
+        .child("os")
+        .and_then(|o| o.child("type"))
+        .and_then(|t| t.attr("arch"))
+        .filter(|a| !X86_ARCHES.contains(a));
     let config = match domain_type.as_deref() {
+        _ if arch.is_some() => Config::new(
+            Gives::No,
+            FOREIGN_ARCH,
+            format!(
+                "the guest is an {} machine: VT-x and AMD-V are x86 extensions, and KVM runs guests of the host's architecture only",
+                arch.unwrap_or_default()
+            ),
+        ),
         Some("kvm") => cfg,
         Some("qemu") => Config::new(
             Gives::No,
@@ -600,7 +621,7 @@ fn fix_plan(
     running: Option<bool>,
 ) -> Option<Plan> {
     let needs_type = d.domain_type.as_deref() == Some("qemu");
-    if !needs_type && !d.config.needs_fix() {
+    if d.config.code == FOREIGN_ARCH || (!needs_type && !d.config.needs_fix()) {
         return None;
     }
     let ext = ctx.ext()?;
