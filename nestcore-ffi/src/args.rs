@@ -169,3 +169,41 @@ pub unsafe extern "C" fn nestcore_string_free(s: *mut c_char) {
         }
     });
 }
+
+/// Runs `f` on the object behind the handle `h` (named `name` in errors) and writes its answer
+/// to `out`: the shape of every scalar accessor of a report, a plan or a guests report.
+///
+/// # Safety
+/// `h` must be NULL or point to a live `H`; `out` NULL or writable.
+pub(crate) unsafe fn read_with<H, T>(
+    h: *const H,
+    name: &str,
+    out: *mut T,
+    f: impl FnOnce(&H) -> FfiResult<T>,
+) -> crate::nestcore_status {
+    crate::status::call(|| {
+        // SAFETY: the caller promises a live object or NULL.
+        let h = unsafe { handle(h, name) }?;
+        let out = Out::new(out, "out")?;
+        let v = f(h)?;
+        // SAFETY: non-NULL (checked), writable by the caller's promise.
+        unsafe { out.set(v) };
+        Ok(())
+    })
+}
+
+/// Like [`read_with`] for an owned string.
+///
+/// # Safety
+/// As [`read_with`].
+pub(crate) unsafe fn read_string_with<H>(
+    h: *const H,
+    name: &str,
+    out: *mut *mut c_char,
+    f: impl FnOnce(&H) -> FfiResult<String>,
+) -> crate::nestcore_status {
+    // SAFETY: the caller promises a live object or NULL.
+    let get = || f(unsafe { handle(h, name) }?);
+    // SAFETY: the caller promises `out` is NULL or writable.
+    unsafe { string_result(out, get) }
+}

@@ -77,15 +77,8 @@ unsafe fn read<T>(
     out: *mut T,
     f: impl FnOnce(&GuestsReport) -> FfiResult<T>,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises live guests or NULL.
-        let g = unsafe { args::handle(g, "guests") }?;
-        let out = Out::new(out, "out")?;
-        let v = f(&g.report)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(v) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { args::read_with(g, "guests", out, |h| f(&h.report)) }
 }
 
 /// # Safety
@@ -95,13 +88,8 @@ unsafe fn read_string(
     out: *mut *mut c_char,
     f: impl FnOnce(&GuestsReport) -> FfiResult<String>,
 ) -> nestcore_status {
-    let get = || {
-        // SAFETY: the caller promises live guests or NULL.
-        let g = unsafe { args::handle(g, "guests") }?;
-        f(&g.report)
-    };
-    // SAFETY: the caller promises `out` is NULL or writable.
-    unsafe { args::string_result(out, get) }
+    // SAFETY: forwarded from the caller.
+    unsafe { args::read_string_with(g, "guests", out, |h| f(&h.report)) }
 }
 
 fn guest(r: &GuestsReport, index: usize) -> FfiResult<&guests::Guest> {

@@ -86,15 +86,8 @@ unsafe fn read<T>(
     out: *mut T,
     f: impl FnOnce(&Plan) -> FfiResult<T>,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises a live plan or NULL.
-        let p = unsafe { args::handle(plan, "plan") }?;
-        let out = Out::new(out, "out")?;
-        let v = f(&p.plan)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(v) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { args::read_with(plan, "plan", out, |h| f(&h.plan)) }
 }
 
 /// Like [`read`] for an owned string.
@@ -106,13 +99,8 @@ unsafe fn read_string(
     out: *mut *mut c_char,
     f: impl FnOnce(&Plan) -> FfiResult<String>,
 ) -> nestcore_status {
-    let get = || {
-        // SAFETY: the caller promises a live plan or NULL.
-        let p = unsafe { args::handle(plan, "plan") }?;
-        f(&p.plan)
-    };
-    // SAFETY: the caller promises `out` is NULL or writable.
-    unsafe { args::string_result(out, get) }
+    // SAFETY: forwarded from the caller.
+    unsafe { args::read_string_with(plan, "plan", out, |h| f(&h.plan)) }
 }
 
 /// The shape of every export that makes a plan: `out` NULLed first, the host checked, `make`

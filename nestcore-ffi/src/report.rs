@@ -192,15 +192,8 @@ unsafe fn read<T>(
     out: *mut T,
     f: impl FnOnce(&Report) -> FfiResult<T>,
 ) -> nestcore_status {
-    call(|| {
-        // SAFETY: the caller promises a live report or NULL.
-        let r = unsafe { args::handle(report, "report") }?;
-        let out = Out::new(out, "out")?;
-        let v = f(&r.report)?;
-        // SAFETY: non-NULL (checked), writable by the caller's promise.
-        unsafe { out.set(v) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { args::read_with(report, "report", out, |h| f(&h.report)) }
 }
 
 /// Like [`read`] for an owned string (or NULL when the answer is absent).

@@ -4,6 +4,9 @@
 //! exactly its old or its new content, and `plan_undo` must then give back every original.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::copy_tree;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,22 +17,6 @@ use nestcore::plan::{Action, RecordingExecutor};
 use nestcore::Host;
 
 const CHILD_ENV: &str = "NESTCORE_KILL_CHILD_ROOT";
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = e.file_type().unwrap();
-        let dst = to.join(e.file_name());
-        if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
-        } else if t.is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
 
 fn plan_for(root: &Path) -> nestcore::plan::Plan {
     let host = Host::from_root(root).unwrap();

@@ -10,6 +10,9 @@
 //! byte. `NESTCORE_BLESS=1` rewrites the goldens.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::copy_tree;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,22 +30,6 @@ fn bless() -> bool {
 }
 
 /// Copies a tree, keeping symlinks as symlinks.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = e.file_type().unwrap();
-        let dst = to.join(e.file_name());
-        if t.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
-        } else if t.is_dir() {
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
-
 /// The backup store, relative to the root.
 const STORE: &str = "var/lib/nestcore/backup";
 
