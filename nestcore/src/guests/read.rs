@@ -4,8 +4,8 @@
 //! guest it concerns, never an error for the whole scan.
 
 use std::io;
-use std::path::Component;
 
+use crate::host::resolve::{self, Failure, Mode};
 use crate::host::MAX_READ;
 use crate::Host;
 
@@ -28,61 +28,24 @@ impl ReadFail {
 /// again at the root), as a path the host sees. On the live host (`/`) a `..` above the root
 /// stays at the root, as the kernel does; in a recorded root it leads out and is refused.
 pub(crate) fn resolve(host: &Host, abs: &str) -> Result<String, ReadFail> {
-    let mut todo: Vec<String> = Vec::new();
-    for c in std::path::Path::new(abs).components().rev() {
-        match c {
-            Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-            Component::ParentDir => todo.push("..".into()),
-            _ => {}
-        }
-    }
-    let mut cur: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            if cur.pop().is_none() && !host.is_live() {
-                return Err(ReadFail::new(
-                    "symlink_outside_root",
-                    format!(
-                        "{abs} leads out of the root {} through a symlink: not read",
-                        host.root().display()
-                    ),
-                ));
-            }
-            continue;
-        }
-        let candidate = format!(
-            "/{}",
-            cur.iter()
-                .chain(std::iter::once(&c))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let real = host.path(&candidate);
-        match std::fs::symlink_metadata(&real) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > 40 {
-                    return Err(ReadFail::new("unreadable", format!("{abs}: too many symlinks")));
-                }
-                let target = std::fs::read_link(&real)
-                    .map_err(|e| ReadFail::new("unreadable", format!("{candidate}: {e}")))?;
-                if target.is_absolute() {
-                    cur.clear();
-                }
-                for tc in target.components().rev() {
-                    match tc {
-                        Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                        Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    Ok(format!("/{}", cur.join("/")))
+    let mode = if host.is_live() {
+        Mode::Read
+    } else {
+        Mode::ReadInside
+    };
+    resolve::resolve(host.root(), abs, mode)
+        .map(|c| resolve::host_path(&c))
+        .map_err(|f| match f {
+            Failure::LeavesRoot => ReadFail::new(
+                "symlink_outside_root",
+                format!(
+                    "{abs} leads out of the root {} through a symlink: not read",
+                    host.root().display()
+                ),
+            ),
+            Failure::Loop => ReadFail::new("unreadable", format!("{abs}: too many symlinks")),
+            other => ReadFail::new("unreadable", format!("{abs}: {}", io::Error::from(other))),
+        })
 }
 
 /// The text of the regular file `abs` (resolved under the root), invalid UTF-8 replaced.

@@ -13,6 +13,10 @@ pub(crate) enum Mode {
     Read,
     /// As [`Mode::Read`], but a final symlink is kept (lstat semantics: a dangling link exists).
     ReadLink,
+    /// As [`Mode::Read`], but a `..` (in the path or a symlink's target) that would leave the
+    /// root is refused rather than clamped: a recorded root whose symlinks point above it was
+    /// made elsewhere, and what they name is not in it (guest definitions).
+    ReadInside,
     /// For writes: a `..` (in the path or a symlink's target) that would leave the root is
     /// refused, and so is a symlink in the place of the file.
     Write,
@@ -25,7 +29,7 @@ pub(crate) enum Failure {
     Relative,
     /// The path holds `.` or `..` (writes only: the planner never makes such paths).
     Dots,
-    /// A symlink leads out of the root (writes only).
+    /// A symlink leads out of the root ([`Mode::ReadInside`] and writes).
     LeavesRoot,
     /// The last component is a symlink (writes only).
     FinalSymlink,
@@ -75,7 +79,7 @@ pub(crate) fn resolve(root: &Path, abs: &str, mode: Mode) -> Result<Vec<String>,
     while let Some(c) = todo.pop() {
         if c == ".." {
             if cur.pop().is_none() {
-                if mode == Mode::Write {
+                if matches!(mode, Mode::Write | Mode::ReadInside) {
                     return Err(Failure::LeavesRoot);
                 }
             } else {
