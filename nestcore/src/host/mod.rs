@@ -424,14 +424,21 @@ impl Host {
         m
     }
 
-    /// The value of extended attribute `name` of `abs` (following symlinks), at most 64 KiB: the
-    /// POSIX ACL of a device node (`system.posix_acl_access`).
+    /// The value of extended attribute `name` of `abs` (following symlinks, inside a recorded
+    /// root), at most 64 KiB: the POSIX ACL of a device node (`system.posix_acl_access`).
     ///
     /// # Errors
     /// The I/O error (ENODATA when the attribute is not set).
     pub fn xattr(&self, abs: &str, name: &str) -> io::Result<Vec<u8>> {
         use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(self.path(abs).as_os_str().as_bytes())
+        // In a recorded root, symlinks resolve inside it (getxattr would follow them onto this
+        // machine); what is left has no symlink to follow.
+        let inside = if self.is_live() {
+            abs.to_string()
+        } else {
+            self.resolve(abs)?
+        };
+        let path = std::ffi::CString::new(self.path(&inside).as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -533,6 +540,43 @@ mod tests {
 
     /// Issue 13, item 7: reads of a recorded root resolve every symlink inside it, as that host
     /// would (openat2 RESOLVE_IN_ROOT), and the hand-made fallback answers exactly the same.
+    #[test]
+    fn xattr_never_leaves_the_root() {
+        // Review B11: xattr used the path as it is, so a recorded root's /dev/kvm symlinked to
+        // a file of this machine gave that file's attribute.
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "").unwrap();
+        let c = std::ffi::CString::new(outside.to_str().unwrap()).unwrap();
+        let (name, value) = (c"user.nestcore_test", b"outside");
+        // SAFETY: NUL-terminated strings and a buffer of the length given, live across the call.
+        let set = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+        if set != 0 {
+            println!("skipped: this file system takes no user.* attributes");
+            return;
+        }
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dev/kvm")).unwrap();
+        let host = Host::from_root(&root).unwrap();
+        let got = host.xattr("/dev/kvm", "user.nestcore_test");
+        assert!(
+            got.is_err(),
+            "read the attribute of a file outside the root: {got:?}"
+        );
+        // Inside the root it is read, through a symlink too.
+        std::fs::write(root.join("dev/real"), "").unwrap();
+        let c = std::ffi::CString::new(root.join("dev/real").to_str().unwrap()).unwrap();
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) },
+            0
+        );
+        std::fs::remove_file(root.join("dev/kvm")).unwrap();
+        std::os::unix::fs::symlink("/dev/real", root.join("dev/kvm")).unwrap();
+        assert_eq!(host.xattr("/dev/kvm", "user.nestcore_test").unwrap(), value);
+    }
+
     #[test]
     fn reads_never_leave_the_root_with_or_without_openat2() {
         use std::os::unix::fs::symlink;
