@@ -568,10 +568,8 @@ mod tests {
         std::fs::write(root.join("dev/real"), "").unwrap();
         let c = std::ffi::CString::new(root.join("dev/real").to_str().unwrap()).unwrap();
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) },
-            0
-        );
+        let set = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+        assert_eq!(set, 0);
         std::fs::remove_file(root.join("dev/kvm")).unwrap();
         std::os::unix::fs::symlink("/dev/real", root.join("dev/kvm")).unwrap();
         assert_eq!(host.xattr("/dev/kvm", "user.nestcore_test").unwrap(), value);
