@@ -23,7 +23,7 @@ echo "== Ansible: controller venv $venv"
 wheel="$(ls -t target/wheels/nestcore-*.whl 2>/dev/null | head -1 || true)"
 if [ -z "$wheel" ]; then
   echo "== Ansible: build the wheel"
-  "$venv/bin/python" -c 'import maturin' 2>/dev/null || "$venv/bin/pip" install -q maturin
+  "$venv/bin/python" -c 'import maturin' 2>/dev/null || "$venv/bin/pip" install -q -c "$repo/tests/constraints.txt" maturin
   "$venv/bin/maturin" build --release -m nestcore-py/Cargo.toml -o target/wheels
   wheel="$(ls -t target/wheels/nestcore-*.whl | head -1)"
 fi
