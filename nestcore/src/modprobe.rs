@@ -411,6 +411,17 @@ pub fn neutralise(text: &str, module: &str, param: &str) -> String {
 mod tests {
     use super::*;
 
+    /// kmod splits at spaces and tabs only: "\t\r# x" is the unknown command "\r#", not a
+    /// comment (fuzz/regressions/modprobe/carriage-return-before-hash-is-no-comment: the
+    /// target's own oracle had trimmed the CR as white space).
+    #[test]
+    fn carriage_return_before_hash_is_no_comment() {
+        let l = logical_lines("\t\r# x\n# y\n");
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(l[0].text, "\t\r# x");
+        assert!(parse_options("f", "\t\r# x\n").is_empty());
+    }
+
     fn host_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
         let d = tempfile::tempdir().unwrap();
         for (p, t) in files {
