@@ -808,7 +808,7 @@ impl Txn {
         .map_err(|e| Error::io(&host, e))
     }
 
-    /// Removes the transaction (the apply failed).
+    /// Removes the transaction (the apply failed and every file it wrote was restored).
     fn abort(self) {
         let _ = fs::remove_dir_all(&self.real);
     }
@@ -937,14 +937,33 @@ impl Plan {
         };
         // 2. The backup store: a new transaction with every original, before the first target
         // (an undo instead marks its transaction undone at the end).
-        let fail = |txn: Option<Txn>, journal: &mut Vec<Journal>, step: String, e: Error| {
-            let rolled = rollback(journal, hook);
-            if let Some(t) = txn {
-                t.abort();
-            }
+        // A failure: the files written are restored; the programs that had succeeded (`ran`)
+        // run again, so what they generated matches the restored files; the transaction is
+        // removed only when every file was restored, else kept (pending) for undo.
+        let fail = |txn: Option<Txn>, journal: &mut Vec<Journal>, ran: &[&Action], step: String, e: Error| {
+            let wrote = !journal.is_empty();
+            let (rolled, not_restored) = rollback(journal, hook);
+            let reran = if wrote && !exec.defers() {
+                rerun(ran, host, exec)
+            } else {
+                Vec::new()
+            };
+            let kept = match txn {
+                Some(t) if not_restored.is_empty() => {
+                    t.abort();
+                    None
+                }
+                Some(t) => Some(t.manifest.id.clone()),
+                // An undo: the transaction it puts back is still recorded, not undone.
+                None if !not_restored.is_empty() => self.undoes.clone(),
+                None => None,
+            };
             Error::Apply {
                 step,
                 rolled_back: rolled,
+                not_restored,
+                kept,
+                reran,
                 source: Box::new(e),
             }
         };
@@ -959,6 +978,7 @@ impl Plan {
                     return Err(fail(
                         None,
                         &mut journal,
+                        &[],
                         "creating the backup store's transaction".into(),
                         e,
                     ))
@@ -971,6 +991,7 @@ impl Plan {
                 return Err(fail(
                     txn,
                     &mut journal,
+                    &[],
                     "keeping the originals in the backup store".into(),
                     e,
                 ));
@@ -979,7 +1000,7 @@ impl Plan {
         // 3. Write, journaling what to undo.
         for t in &todo {
             if let Err(e) = write_one(t, hook, &mut journal) {
-                return Err(fail(txn, &mut journal, format!("writing {}", t.path), e));
+                return Err(fail(txn, &mut journal, &[], format!("writing {}", t.path), e));
             }
             let backup = txn.as_ref().and_then(|x| {
                 x.manifest
@@ -997,10 +1018,12 @@ impl Plan {
             });
         }
         // 4. Programs.
+        let mut ran: Vec<&Action> = Vec::new();
         for a in runs {
             if let Err(e) = run_action(a, host, exec, &mut report) {
-                return Err(fail(txn, &mut journal, a.describe(), e));
+                return Err(fail(txn, &mut journal, &ran, a.describe(), e));
             }
+            ran.push(a);
         }
         // 5. Verify (nothing to verify when the reload was deferred).
         if let (Some(v), false) = (&self.verify, exec.defers()) {
@@ -1016,7 +1039,7 @@ impl Plan {
                     got,
                     if v.want { "Y/1" } else { "N/0" }
                 ));
-                return Err(fail(txn, &mut journal, format!("verifying {}", v.path), e));
+                return Err(fail(txn, &mut journal, &ran, format!("verifying {}", v.path), e));
             }
         }
         // 6. The store says it finished (or, for an undo, that its transaction is undone).
@@ -1026,6 +1049,7 @@ impl Plan {
                 return Err(fail(
                     txn,
                     &mut journal,
+                    &ran,
                     "completing the backup store's manifest".into(),
                     e,
                 ));
@@ -1034,7 +1058,13 @@ impl Plan {
         }
         if let Some(id) = &self.undoes {
             if let Err(e) = mark_undone(host, &root, id, hook) {
-                return Err(fail(None, &mut journal, format!("marking apply {id} undone"), e));
+                return Err(fail(
+                    None,
+                    &mut journal,
+                    &ran,
+                    format!("marking apply {id} undone"),
+                    e,
+                ));
             }
             report.undone = Some(id.clone());
         }
@@ -1183,10 +1213,10 @@ fn remove_file(real: &Path, hook: &dyn FaultHook) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Restores journaled files in reverse order; returns the host paths restored (a restore that
-/// itself failed is listed with the reason).
-fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
-    let mut out = Vec::new();
+/// Restores journaled files in reverse order; returns the host paths restored, and those whose
+/// restore failed too (each with the reason).
+fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> (Vec<String>, Vec<String>) {
+    let (mut restored, mut failed) = (Vec::new(), Vec::new());
     while let Some(j) = journal.pop() {
         let res = match &j.previous {
             Some((bytes, meta)) => {
@@ -1202,11 +1232,24 @@ fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
             },
         };
         match res {
-            Ok(()) => out.push(j.host_path),
-            Err(e) => out.push(format!("{} (restore failed: {e})", j.host_path)),
+            Ok(()) => restored.push(j.host_path),
+            Err(e) => failed.push(format!("{} ({e})", j.host_path)),
         }
     }
-    out
+    (restored, failed)
+}
+
+/// Runs the programs of the `Run` actions in `ran` again (after a rollback), each result as
+/// `` `command` (exit N) `` or `` `command` (failed: why) ``. Module reloads are not repeated.
+fn rerun(ran: &[&Action], host: &Host, exec: &dyn Executor) -> Vec<String> {
+    ran.iter()
+        .filter(|a| matches!(a, Action::Run { .. }))
+        .flat_map(|a| a.commands())
+        .map(|c| match exec.run(host, &c) {
+            Ok(o) => format!("`{c}` (exit {})", o.status),
+            Err(e) => format!("`{c}` (failed: {e})"),
+        })
+        .collect()
 }
 
 fn run_action(a: &Action, host: &Host, exec: &dyn Executor, report: &mut ApplyReport) -> Result<()> {
@@ -1549,14 +1592,11 @@ mod tests {
                     assert_eq!(read("etc/a").as_deref(), Some("new a\n"));
                     break;
                 }
-                Err(Error::Apply { rolled_back, .. }) => {
+                Err(Error::Apply { not_restored, .. }) => {
                     assert_eq!(read("etc/a").as_deref(), Some("old a\n"), "fault {n}");
                     assert_eq!(read("etc/b").as_deref(), Some("old b\n"), "fault {n}");
                     assert_eq!(read("etc/c"), None, "fault {n}");
-                    assert!(
-                        !rolled_back.iter().any(|r| r.contains("restore failed")),
-                        "{rolled_back:?}"
-                    );
+                    assert!(not_restored.is_empty(), "{not_restored:?}");
                     let names: Vec<_> = fs::read_dir(d.path().join("etc"))
                         .unwrap()
                         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -450,6 +450,10 @@ def run(params, nc, check_mode=False, warn=None):
             ),
             kind=error_kind(exc),
             rolled_back=rolled_back,
+            # Files whose restore failed too; their originals stay in the backup store's
+            # transaction `kept` (nestcore_nested state=undo puts them back).
+            not_restored=list(getattr(exc, "not_restored", None) or []),
+            kept=getattr(exc, "kept", None),
             plan=result["plan"],
         )
     after = check_host(nc, root=root, cpuid=params.get("cpuid"), probe=False).kvm.nested
