@@ -76,8 +76,9 @@ pub enum Error {
         /// Files that could not be restored, each with the reason (`path (reason)`).
         not_restored: Vec<String>,
         /// The backup store's transaction that holds the originals of `not_restored` (kept, not
-        /// removed: `nestcore enable --undo --apply` restores them from it).
-        kept: Option<String>,
+        /// removed: `nestcore enable --undo --apply` restores them from it). A `Box<str>`, not a
+        /// `String`, to keep [`Error`] small.
+        kept: Option<Box<str>>,
         /// The programs run again after the restore, each with its result
         /// (`` `update-initramfs -u -k all` (exit 0) ``).
         reran: Vec<String>,
@@ -105,8 +106,7 @@ fn apply_message(
         s.push_str(&format!("; not restored: {}", not_restored.join(", ")));
         match kept {
             Some(id) => s.push_str(&format!(
-                "; `nestcore enable --undo --apply` restores them from the kept backup {id} ({}/{id})",
-                crate::backup::STORE
+                "; `nestcore enable --undo --apply` restores them from the kept backup {id}"
             )),
             None => s.push_str("; no backup of them is kept: put them back by hand"),
         }

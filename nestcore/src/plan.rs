@@ -1002,7 +1002,7 @@ impl Plan {
                 Vec::new()
             };
             let kept = match slot.as_mut() {
-                Some(t) if !not_restored.is_empty() && mark.is_some() => Some(t.manifest.id.clone()),
+                Some(t) if !not_restored.is_empty() && mark.is_some() => Some(t.manifest.id.as_str().into()),
                 // A batch's transaction holds the other plans too: drop this plan's part only.
                 Some(t) if batch.is_some() => {
                     if let Some(m) = mark {
@@ -1017,7 +1017,7 @@ impl Plan {
                     None
                 }
                 // An undo: the transaction it puts back is still recorded, not undone.
-                None if !not_restored.is_empty() => self.undoes.clone(),
+                None if !not_restored.is_empty() => self.undoes.as_deref().map(Into::into),
                 None => None,
             };
             Error::Apply {

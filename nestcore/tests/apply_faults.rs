@@ -489,6 +489,18 @@ fn outside_store(root: &Path) -> BTreeMap<String, Vec<u8>> {
     m
 }
 
+/// The host at `root` and its plan for nesting on through modprobe.d and the kernel command line.
+fn on_with_modprobe_and_cmdline(root: &Path) -> (Host, nestcore::plan::Plan) {
+    let host = Host::from_root(root).unwrap();
+    let plan = nested::plan(
+        &host,
+        Want::On,
+        Persist::from_names(&["modprobe", "cmdline"]).unwrap(),
+    )
+    .unwrap();
+    (host, plan)
+}
+
 /// Two faults (issue 13, B1): the disk fails from the rename of 50-cloudimg.cfg onwards (as a
 /// full disk would), so the rollback of /etc/default/grub fails too. The backup of its original
 /// is kept (the transaction stays pending), the error says which file was not restored and how
@@ -517,13 +529,7 @@ fn a_failed_restore_keeps_the_backup_and_undo_puts_it_back() {
     let root = tmp.path().join("root");
     copy_tree(&fixture("debian-grub2"), &root);
     let before = outside_store(&root);
-    let host = Host::from_root(&root).unwrap();
-    let plan = nested::plan(
-        &host,
-        Want::On,
-        Persist::from_names(&["modprobe", "cmdline"]).unwrap(),
-    )
-    .unwrap();
+    let (host, plan) = on_with_modprobe_and_cmdline(&root);
     let hook = BrokenFrom {
         from: "50-cloudimg.cfg",
         broken: false.into(),
@@ -583,13 +589,7 @@ fn a_program_that_succeeded_before_a_failure_is_run_again_after_rollback() {
     // The host's initramfs-tools copy kvm_intel into the initramfs (what plans update-initramfs).
     fs::write(root.join("etc/initramfs-tools/modules"), "kvm_intel\n").unwrap();
     let before = outside_store(&root);
-    let host = Host::from_root(&root).unwrap();
-    let plan = nested::plan(
-        &host,
-        Want::On,
-        Persist::from_names(&["modprobe", "cmdline"]).unwrap(),
-    )
-    .unwrap();
+    let (host, plan) = on_with_modprobe_and_cmdline(&root);
     let programs: Vec<String> = plan
         .actions
         .iter()

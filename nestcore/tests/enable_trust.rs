@@ -177,6 +177,24 @@ fn off_after_cmdline_is_off_in_every_layer() {
     assert!(out.contains("nothing to do"), "{out}");
 }
 
+/// `enable --persist modprobe,cmdline --apply` then `enable --off --apply` on `root`; returns
+/// the tree between the two.
+fn on_then_off(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let (code, out, err) = nestcore(&[
+        "enable",
+        "--root",
+        r(root),
+        "--persist",
+        "modprobe,cmdline",
+        "--apply",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let on = tree(root);
+    let (code, out, err) = nestcore(&["enable", "--root", r(root), "--off", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    on
+}
+
 /// Issue 13, item 2 (the report's commands): after `enable --apply` then `enable --off
 /// --apply`, /etc/modprobe.d held `nestcore-kvm.conf.nestcore-bak` with nested=1, which
 /// module-init-tools applies after nestcore's file. Now no folder a consumer scans gains
@@ -185,17 +203,7 @@ fn off_after_cmdline_is_off_in_every_layer() {
 fn backups_never_where_a_consumer_reads() {
     let (_t, root, _) = fixture("enable", "debian-grub2");
     let before = tree(&root);
-    let (code, out, err) = nestcore(&[
-        "enable",
-        "--root",
-        r(&root),
-        "--persist",
-        "modprobe,cmdline",
-        "--apply",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--off", "--apply"]);
-    assert_eq!(code, 0, "{out}{err}");
+    on_then_off(&root);
     let after = tree(&root);
     let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     assert_eq!(
@@ -378,18 +386,7 @@ fn undo_puts_back_byte_for_byte() {
 fn undo_walks_back_through_every_apply() {
     let (_t, root, _) = fixture("enable", "debian-grub2");
     let before = tree(&root);
-    let (code, out, err) = nestcore(&[
-        "enable",
-        "--root",
-        r(&root),
-        "--persist",
-        "modprobe,cmdline",
-        "--apply",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    let on = tree(&root);
-    let (code, out, err) = nestcore(&["enable", "--off", "--root", r(&root), "--apply"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let on = on_then_off(&root);
     assert_ne!(tree(&root), on);
 
     let (code, out, _) = nestcore(&["enable", "--undo", "--root", r(&root)]);
