@@ -729,7 +729,8 @@ nestcore_status nestcore_guests_render(const struct nestcore_guests *guests, cha
 /**
  * Carries out every guest's fix that has no blocker, one plan per guest, through the same apply
  * as `nestcore_plan_apply()` (atomic writes under the host's root with backups; a guest whose
- * step fails has its files restored, the others stay done). Pass the host the guests were
+ * step fails has its files restored, the others stay done), all recorded in one transaction of
+ * the backup store: one undo (`nestcore_plan_undo()`) puts them all back. Pass the host the guests were
  * scanned from. `defer_commands` 1 lists programs (`virsh define`, `qm set`, `systemctl
  * restart nova-compute`) instead of running them: the choice for a recorded root; 0 runs them
  * on the live host. Guests with a failed fix are not an error of this function: the report says
@@ -861,12 +862,13 @@ nestcore_status nestcore_plan_nested_with(const struct nestcore_host *host,
                                           struct nestcore_plan **out);
 
 /**
- * The plan that puts back exactly what the last `nestcore_plan_apply()` on `host` changed, from
- * the backup store (/var/lib/nestcore/backup under the host's root): every file it edited
- * restored byte for byte, every file it created removed, every module it reloaded reloaded
- * with the value before, the boot configuration regenerated. Nothing changes until the plan is
- * applied with `nestcore_plan_apply()`, which then marks that apply undone: the next undo plan
- * is empty. No apply recorded gives an empty plan; a file changed since the apply is a blocker.
+ * The plan that puts back exactly what the newest `nestcore_plan_apply()` on `host` not yet
+ * undone changed, from the backup store (/var/lib/nestcore/backup under the host's root): every
+ * file it edited restored byte for byte, every file it created removed, every module it
+ * reloaded reloaded with the value before, the boot configuration regenerated. Nothing changes
+ * until the plan is applied with `nestcore_plan_apply()`, which then marks that apply undone:
+ * the next undo plan puts back the apply before it. No apply recorded (or all undone) gives an
+ * empty plan; a file changed since the apply is a blocker.
  *
  * On success `*out` receives a plan to release with `nestcore_plan_free()`; on failure it is set
  * to NULL. Fails with NESTCORE_STATUS_IO / NESTCORE_STATUS_PARSE when the store's manifest
@@ -1043,8 +1045,10 @@ nestcore_status nestcore_plan_to_json(const struct nestcore_plan *plan, char **o
  * leads out of it is refused. Each write is atomic and keeps the file's mode and owner. What
  * the apply changes is kept in the backup store, /var/lib/nestcore/backup under the root (never
  * beside the file, where a consumer would read it): the originals and a manifest, which
- * `nestcore_plan_undo()` reads. When a step fails, what was written is restored, the store's
- * record removed, and the failure returned.
+ * `nestcore_plan_undo()` reads. When a step fails, what was written is restored (and the
+ * programs that had succeeded run again), the store's record removed, and the failure
+ * returned; should a restore fail too, the message names the files not restored and the
+ * store's record is kept, for `nestcore_plan_undo()`.
  *
  * Programs (`modprobe`, `update-grub`, `update-initramfs`, `dracut`, ...):
  * - `defer_commands` 1: none is run; they are listed under `deferred` in the report, for the

@@ -261,7 +261,8 @@ pub unsafe extern "C" fn nestcore_guests_render(
 
 /// Carries out every guest's fix that has no blocker, one plan per guest, through the same apply
 /// as `nestcore_plan_apply()` (atomic writes under the host's root with backups; a guest whose
-/// step fails has its files restored, the others stay done). Pass the host the guests were
+/// step fails has its files restored, the others stay done), all recorded in one transaction of
+/// the backup store: one undo (`nestcore_plan_undo()`) puts them all back. Pass the host the guests were
 /// scanned from. `defer_commands` 1 lists programs (`virsh define`, `qm set`, `systemctl
 /// restart nova-compute`) instead of running them: the choice for a recorded root; 0 runs them
 /// on the live host. Guests with a failed fix are not an error of this function: the report says

@@ -37,10 +37,16 @@ fn build(py: Python<'_>, e: &nestcore::Error) -> PyResult<PyErr> {
         nestcore::Error::Apply {
             step,
             rolled_back,
+            not_restored,
+            kept,
+            reran,
             source,
         } => {
             extra.set_item("step", step)?;
             extra.set_item("rolled_back", PyTuple::new(py, rolled_back)?)?;
+            extra.set_item("not_restored", PyTuple::new(py, not_restored)?)?;
+            extra.set_item("kept", kept.as_deref())?;
+            extra.set_item("reran", PyTuple::new(py, reran)?)?;
             // `raise NestcoreApplyError from <the failure>`: the cause keeps its own class
             // (a NestcoreCommandError, a PermissionError, ...).
             cause = Some(to_pyerr(py, source));

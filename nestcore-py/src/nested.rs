@@ -443,12 +443,13 @@ pub(crate) fn plan_nested(
     Ok(Plan::build(core, root, want_name(want), persist))
 }
 
-/// The plan that puts back exactly what the last `Plan.apply()` on this machine (root=None) or
-/// a recorded root changed, from its backup store (/var/lib/nestcore/backup under the root):
-/// files restored byte for byte, files it created removed, modules reloaded with the value
-/// before, the boot configuration regenerated. Reads the host only; `Plan.apply()` carries it
-/// out and marks that apply undone, so the next plan_undo() is empty. No apply recorded gives
-/// an empty plan; a file changed since the apply is a blocker.
+/// The plan that puts back exactly what the newest `Plan.apply()` not yet undone on this
+/// machine (root=None) or a recorded root changed, from its backup store
+/// (/var/lib/nestcore/backup under the root): files restored byte for byte, files it created
+/// removed, modules reloaded with the value before, the boot configuration regenerated. Reads
+/// the host only; `Plan.apply()` carries it out and marks that apply undone, so the next
+/// plan_undo() puts back the apply before it. No apply recorded (or all undone) gives an empty
+/// plan; a file changed since the apply is a blocker.
 ///
 /// Raises NestcoreIOError / NestcoreParseError when the store's manifest cannot be read.
 #[pyfunction]

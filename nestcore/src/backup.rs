@@ -19,7 +19,11 @@
 //! has no original; undo removes it.
 //!
 //! Writing the store is part of the apply's all-or-nothing: the copies and the manifest are
-//! written (atomically) before the first target, and a failed apply removes the transaction.
+//! written (atomically) before the first target, and a failed apply removes the transaction
+//! once every file is restored; when a restore fails too, the transaction stays (pending) and
+//! undo restores from it. [`crate::plan::apply_batch`] (`nestcore guests --apply`) records
+//! several plans in one transaction. Undo takes the newest transaction not yet undone, so
+//! repeated undos walk back through the history.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -62,17 +62,59 @@ pub enum Error {
         /// The end of its standard error.
         stderr: String,
     },
-    /// Applying a plan failed at `step`; the files already written were restored.
-    #[error("Applying the plan failed while {step}; restored: {}", if rolled_back.is_empty() { "nothing needed".to_string() } else { rolled_back.join(", ") })]
+    /// Applying a plan failed at `step`. What was written is restored where it could be; a file
+    /// whose restore failed too is listed in `not_restored`, and its original stays in the backup
+    /// store's transaction `kept`, for `nestcore enable --undo --apply`. The programs that had
+    /// succeeded before the failure (initramfs, boot configuration) were run again after the
+    /// restore, so what they generate matches the restored files: `reran`.
+    #[error("{}", apply_message(step, rolled_back, not_restored, kept.as_deref(), reran))]
     Apply {
         /// The step that failed.
         step: String,
         /// Files restored to their content before the apply (host paths).
         rolled_back: Vec<String>,
+        /// Files that could not be restored, each with the reason (`path (reason)`).
+        not_restored: Vec<String>,
+        /// The backup store's transaction that holds the originals of `not_restored` (kept, not
+        /// removed: `nestcore enable --undo --apply` restores them from it). A `Box<str>`, not a
+        /// `String`, to keep [`Error`] small.
+        kept: Option<Box<str>>,
+        /// The programs run again after the restore, each with its result
+        /// (`` `update-initramfs -u -k all` (exit 0) ``).
+        reran: Vec<String>,
         /// What failed.
         #[source]
         source: Box<Error>,
     },
+}
+
+/// The message of [`Error::Apply`].
+fn apply_message(
+    step: &str,
+    rolled_back: &[String],
+    not_restored: &[String],
+    kept: Option<&str>,
+    reran: &[String],
+) -> String {
+    let mut s = format!("Applying the plan failed while {step}; restored: ");
+    s.push_str(&match (rolled_back.is_empty(), not_restored.is_empty()) {
+        (true, true) => "nothing needed".to_string(),
+        (true, false) => "none".to_string(),
+        (false, _) => rolled_back.join(", "),
+    });
+    if !not_restored.is_empty() {
+        s.push_str(&format!("; not restored: {}", not_restored.join(", ")));
+        match kept {
+            Some(id) => s.push_str(&format!(
+                "; `nestcore enable --undo --apply` restores them from the kept backup {id}"
+            )),
+            None => s.push_str("; no backup of them is kept: put them back by hand"),
+        }
+    }
+    if !reran.is_empty() {
+        s.push_str(&format!("; ran again: {}", reran.join(", ")));
+    }
+    s
 }
 
 impl Error {

@@ -1245,23 +1245,28 @@ fn plan_cmdline(host: &Host, m: &str, want: Want, boot: &BootFiles, p: &mut Plan
     Ok(p.actions.len() - before)
 }
 
-/// The plan that puts back exactly what the last apply recorded in the store changed: every
-/// file it edited restored byte for byte (with its mode and owner), every file it created
-/// removed, every module it reloaded reloaded with the value before, and the same boot
-/// configuration and initramfs programs run again. Nothing is changed until the plan is
-/// applied; applying it marks the transaction undone, so a second undo has nothing to do.
+/// The plan that puts back exactly what the newest apply recorded in the store that is not
+/// undone yet changed: every file it edited restored byte for byte (with its mode and owner),
+/// every file it created removed, every module it reloaded reloaded with the value before, and
+/// the same boot configuration and initramfs programs run again. Nothing is changed until the
+/// plan is applied; applying it marks the transaction undone, so the next undo takes the apply
+/// before it: undoing again and again walks back through the history, one apply a step. The
+/// summary names the apply it undoes and the earlier ones that remain.
 ///
 /// A file changed since the apply is a blocker (undo would lose that change), as is a copy
-/// missing from the store. No transaction, or one already undone, gives an empty plan.
+/// missing from the store. No transaction, or every one already undone, gives an empty plan.
 ///
 /// # Errors
 /// [`Error::Io`] / [`Error::Parse`] when the manifest cannot be read.
 pub fn plan_undo(host: &Host) -> Result<Plan> {
     use crate::backup::{read_manifest, sha256, transactions, TxState, STORE};
     let mut p = Plan::default();
-    // The last transaction with a manifest: a folder without one is an apply killed before it
-    // wrote anything (the manifest comes before the first target).
-    let mut last = None;
+    // The newest transaction with a manifest that is not undone: a folder without one is an
+    // apply killed before it wrote anything (the manifest comes before the first target). Each
+    // undo marks its transaction undone, so undoing again walks back through the history.
+    let mut chosen = None;
+    let mut undone = Vec::new();
+    let mut earlier = Vec::new();
     for id in transactions(host).into_iter().rev() {
         let manifest = format!("{STORE}/{id}/{}", crate::backup::MANIFEST);
         if !host.exists(&manifest) {
@@ -1270,27 +1275,56 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
             ));
             continue;
         }
-        last = Some(read_manifest(host, &id)?);
-        break;
+        let m = read_manifest(host, &id)?;
+        match (&chosen, m.state) {
+            (None, TxState::Undone) => undone.push(id),
+            (None, _) => chosen = Some(m),
+            (Some(_), TxState::Undone) => {}
+            (Some(_), _) => earlier.push(id),
+        }
     }
-    let Some(m) = last else {
-        p.summary = format!("Nothing to undo: no apply is recorded in {STORE}.");
+    let Some(m) = chosen else {
+        p.summary = if undone.is_empty() {
+            format!("Nothing to undo: no apply is recorded in {STORE}.")
+        } else {
+            undone.reverse();
+            format!(
+                "Nothing to undo: every apply recorded in {STORE} ({}) is already undone.",
+                undone.join(", ")
+            )
+        };
         return Ok(p);
     };
+    if !undone.is_empty() {
+        undone.reverse();
+        p.notes.push(format!(
+            "already undone: apply {} (newer than {})",
+            undone.join(", "),
+            m.id
+        ));
+    }
     p.notes.push(format!(
-        "the last apply is {} ({}): {}",
+        "the last apply {}is {} ({}): {}",
+        if undone.is_empty() { "" } else { "not yet undone " },
         m.dir(),
         match m.state {
             TxState::Pending => "it did not finish",
-            TxState::Applied => "applied",
-            TxState::Undone => "already undone",
+            TxState::Applied | TxState::Undone => "applied",
         },
         m.summary
     ));
-    if m.state == TxState::Undone {
-        p.summary = format!("Nothing to undo: the last apply ({}) was already undone.", m.id);
-        return Ok(p);
-    }
+    earlier.reverse();
+    let remains = match earlier.len() {
+        0 => String::new(),
+        1 => format!(
+            " 1 earlier apply remains ({}): undo again to undo it.",
+            earlier[0]
+        ),
+        n => format!(
+            " {n} earlier applies remain ({}): undo again to undo the newest.",
+            earlier.join(", ")
+        ),
+    };
     let (mut restored, mut removed) = (0, 0);
     for f in m.files.iter().rev() {
         let current = match host.read_bytes(&f.path) {
@@ -1430,7 +1464,7 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
         ));
     }
     p.undoes = Some(m.id.clone());
-    p.summary = if !p.blockers.is_empty() {
+    let summary = if !p.blockers.is_empty() {
         format!("Undoing apply {} is blocked.", m.id)
     } else if p.actions.is_empty() {
         format!(
@@ -1459,6 +1493,7 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
             parts.join(", ")
         )
     };
+    p.summary = summary + &remains;
     Ok(p)
 }
 
@@ -1534,7 +1569,9 @@ fn print_plan(
     exec: &dyn Executor,
 ) -> Result<(String, i32)> {
     let blocked = !plan.blockers.is_empty();
-    let report = if apply && !blocked && !plan.is_empty() {
+    // An undo with nothing left to put back is applied all the same: that marks its apply
+    // undone, so the next undo goes on to the one before.
+    let report = if apply && !blocked && (!plan.is_empty() || plan.undoes.is_some()) {
         Some(plan.apply(host, exec)?)
     } else {
         None

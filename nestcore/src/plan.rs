@@ -808,10 +808,42 @@ impl Txn {
         .map_err(|e| Error::io(&host, e))
     }
 
-    /// Removes the transaction (the apply failed).
+    /// How much the manifest holds now (before a plan of a batch records its part).
+    fn mark(&self) -> Mark {
+        Mark {
+            files: self.manifest.files.len(),
+            modules: self.manifest.modules.len(),
+            commands: self.manifest.commands.len(),
+        }
+    }
+
+    /// Drops what a plan of a batch recorded after `mark` (it failed and every file it wrote
+    /// was restored): its entries, and the copies of its originals; the manifest is rewritten.
+    fn forget(&mut self, root: &Path, mark: Mark, hook: &dyn FaultHook) {
+        for f in self.manifest.files.drain(mark.files..) {
+            if let Some(copy) = f.before.and_then(|o| o.copy) {
+                if let Ok(real) = resolve_under_root(root, &copy) {
+                    let _ = fs::remove_file(real);
+                }
+            }
+        }
+        self.manifest.modules.truncate(mark.modules);
+        self.manifest.commands.truncate(mark.commands);
+        let _ = self.write_manifest(hook);
+    }
+
+    /// Removes the transaction (the apply failed and every file it wrote was restored).
     fn abort(self) {
         let _ = fs::remove_dir_all(&self.real);
     }
+}
+
+/// The lengths of a manifest's lists, to drop what one plan of a batch added.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    files: usize,
+    modules: usize,
+    commands: usize,
 }
 
 /// A target file, resolved and checked before anything is written.
@@ -881,6 +913,20 @@ impl Plan {
     /// # Errors
     /// As [`Plan::apply`].
     pub fn apply_with(&self, host: &Host, exec: &dyn Executor, hook: &dyn FaultHook) -> Result<ApplyReport> {
+        self.apply_in(host, exec, hook, &mut None, None)
+    }
+
+    /// The apply: with the transaction in `slot` (begun here when `None` and there is something
+    /// to record); `batch`: the transaction is shared by several plans with that summary (see
+    /// [`apply_batch`]), completed by the batch, not here.
+    fn apply_in(
+        &self,
+        host: &Host,
+        exec: &dyn Executor,
+        hook: &dyn FaultHook,
+        slot: &mut Option<Txn>,
+        batch: Option<&str>,
+    ) -> Result<ApplyReport> {
         if !self.blockers.is_empty() {
             return Err(Error::Unsupported(format!(
                 "The plan is blocked: {}",
@@ -936,15 +982,50 @@ impl Plan {
             r
         };
         // 2. The backup store: a new transaction with every original, before the first target
-        // (an undo instead marks its transaction undone at the end).
-        let fail = |txn: Option<Txn>, journal: &mut Vec<Journal>, step: String, e: Error| {
-            let rolled = rollback(journal, hook);
-            if let Some(t) = txn {
-                t.abort();
-            }
+        // (an undo instead marks its transaction undone at the end; in a batch, the batch's
+        // transaction, shared with the plans before).
+        // A failure: the files written are restored; the programs that had succeeded (`ran`)
+        // run again, so what they generated matches the restored files; what this plan recorded
+        // in the transaction is dropped only when every file was restored, else kept (pending)
+        // for undo.
+        let fail = |slot: &mut Option<Txn>,
+                    mark: Option<Mark>,
+                    journal: &mut Vec<Journal>,
+                    ran: &[&Action],
+                    step: String,
+                    e: Error| {
+            let wrote = !journal.is_empty();
+            let (rolled, not_restored) = rollback(journal, hook);
+            let reran = if wrote && !exec.defers() {
+                rerun(ran, host, exec)
+            } else {
+                Vec::new()
+            };
+            let kept = match slot.as_mut() {
+                Some(t) if !not_restored.is_empty() && mark.is_some() => Some(t.manifest.id.as_str().into()),
+                // A batch's transaction holds the other plans too: drop this plan's part only.
+                Some(t) if batch.is_some() => {
+                    if let Some(m) = mark {
+                        t.forget(&root, m, hook);
+                    }
+                    None
+                }
+                Some(_) => {
+                    if let Some(t) = slot.take() {
+                        t.abort();
+                    }
+                    None
+                }
+                // An undo: the transaction it puts back is still recorded, not undone.
+                None if !not_restored.is_empty() => self.undoes.as_deref().map(Into::into),
+                None => None,
+            };
             Error::Apply {
                 step,
                 rolled_back: rolled,
+                not_restored,
+                kept,
+                reran,
                 source: Box::new(e),
             }
         };
@@ -952,25 +1033,30 @@ impl Plan {
         // A transaction records what can be undone: files changed, modules reloaded. Programs
         // alone (regenerating what an earlier apply already wrote) record nothing.
         let undoable = !todo.is_empty() || runs.iter().any(|a| matches!(a, Action::ReloadModule { .. }));
-        let mut txn = match (&self.undoes, undoable) {
-            (None, true) => match Txn::begin(&root, &self.summary, hook) {
-                Ok(t) => Some(t),
+        if self.undoes.is_none() && undoable && slot.is_none() {
+            match Txn::begin(&root, batch.unwrap_or(&self.summary), hook) {
+                Ok(t) => *slot = Some(t),
                 Err(e) => {
                     return Err(fail(
+                        slot,
                         None,
                         &mut journal,
+                        &[],
                         "creating the backup store's transaction".into(),
                         e,
                     ))
                 }
-            },
-            _ => None,
-        };
-        if let Some(t) = txn.as_mut() {
+            }
+        }
+        let mut mark = None;
+        if let (Some(t), None, true) = (slot.as_mut(), &self.undoes, undoable) {
+            mark = Some(t.mark());
             if let Err(e) = record(t, &todo, &runs, exec.defers(), hook) {
                 return Err(fail(
-                    txn,
+                    slot,
+                    mark,
                     &mut journal,
+                    &[],
                     "keeping the originals in the backup store".into(),
                     e,
                 ));
@@ -979,12 +1065,20 @@ impl Plan {
         // 3. Write, journaling what to undo.
         for t in &todo {
             if let Err(e) = write_one(t, hook, &mut journal) {
-                return Err(fail(txn, &mut journal, format!("writing {}", t.path), e));
+                return Err(fail(
+                    slot,
+                    mark,
+                    &mut journal,
+                    &[],
+                    format!("writing {}", t.path),
+                    e,
+                ));
             }
-            let backup = txn.as_ref().and_then(|x| {
+            let backup = slot.as_ref().filter(|_| mark.is_some()).and_then(|x| {
                 x.manifest
                     .files
                     .iter()
+                    .rev()
                     .find(|f| f.path == t.path)
                     .and_then(|f| f.before.as_ref())
                     .and_then(|o| o.copy.clone())
@@ -997,10 +1091,12 @@ impl Plan {
             });
         }
         // 4. Programs.
+        let mut ran: Vec<&Action> = Vec::new();
         for a in runs {
             if let Err(e) = run_action(a, host, exec, &mut report) {
-                return Err(fail(txn, &mut journal, a.describe(), e));
+                return Err(fail(slot, mark, &mut journal, &ran, a.describe(), e));
             }
+            ran.push(a);
         }
         // 5. Verify (nothing to verify when the reload was deferred).
         if let (Some(v), false) = (&self.verify, exec.defers()) {
@@ -1016,30 +1112,101 @@ impl Plan {
                     got,
                     if v.want { "Y/1" } else { "N/0" }
                 ));
-                return Err(fail(txn, &mut journal, format!("verifying {}", v.path), e));
-            }
-        }
-        // 6. The store says it finished (or, for an undo, that its transaction is undone).
-        if let Some(t) = txn.as_mut() {
-            t.manifest.state = crate::backup::TxState::Applied;
-            if let Err(e) = t.write_manifest(hook) {
                 return Err(fail(
-                    txn,
+                    slot,
+                    mark,
                     &mut journal,
-                    "completing the backup store's manifest".into(),
+                    &ran,
+                    format!("verifying {}", v.path),
                     e,
                 ));
+            }
+        }
+        // 6. The store says it finished (a batch's transaction: when the batch has; an undo:
+        // that its transaction is undone).
+        if let (Some(t), Some(_)) = (slot.as_mut(), mark) {
+            if batch.is_none() {
+                t.manifest.state = crate::backup::TxState::Applied;
+                if let Err(e) = t.write_manifest(hook) {
+                    return Err(fail(
+                        slot,
+                        mark,
+                        &mut journal,
+                        &ran,
+                        "completing the backup store's manifest".into(),
+                        e,
+                    ));
+                }
             }
             report.transaction = Some(format!("{}/{}", t.manifest.dir(), crate::backup::MANIFEST));
         }
         if let Some(id) = &self.undoes {
             if let Err(e) = mark_undone(host, &root, id, hook) {
-                return Err(fail(None, &mut journal, format!("marking apply {id} undone"), e));
+                return Err(fail(
+                    slot,
+                    None,
+                    &mut journal,
+                    &ran,
+                    format!("marking apply {id} undone"),
+                    e,
+                ));
             }
             report.undone = Some(id.clone());
         }
         Ok(report)
     }
+}
+
+/// Applies `plans` one after the other, each all-or-nothing on its own (a plan that fails is
+/// rolled back, the others stay done), and records them in one transaction of the backup store
+/// whose summary is `summary`: one undo step for the whole batch (`nestcore guests --apply`).
+/// Returns each plan's result, in order, and the transaction's manifest (as the host sees it)
+/// when anything was recorded. Undo plans ([`Plan::undoes`]) are not batched: apply them alone.
+pub fn apply_batch(
+    summary: &str,
+    plans: &[&Plan],
+    host: &Host,
+    exec: &dyn Executor,
+) -> (Vec<Result<ApplyReport>>, Option<String>) {
+    apply_batch_with(summary, plans, host, exec, &NoFaults)
+}
+
+/// [`apply_batch`] with a fault hook, as [`Plan::apply_with`].
+pub fn apply_batch_with(
+    summary: &str,
+    plans: &[&Plan],
+    host: &Host,
+    exec: &dyn Executor,
+    hook: &dyn FaultHook,
+) -> (Vec<Result<ApplyReport>>, Option<String>) {
+    let mut slot: Option<Txn> = None;
+    let mut out: Vec<Result<ApplyReport>> = plans
+        .iter()
+        .map(|p| p.apply_in(host, exec, hook, &mut slot, Some(summary)))
+        .collect();
+    let Some(mut t) = slot else {
+        return (out, None);
+    };
+    if t.manifest.files.is_empty() && t.manifest.modules.is_empty() {
+        t.abort();
+        return (out, None);
+    }
+    // Pending stays when a plan failed with a file it could not restore (undo handles it), or
+    // when the manifest cannot be completed.
+    let kept = out
+        .iter()
+        .any(|r| matches!(r, Err(Error::Apply { kept: Some(_), .. })));
+    if !kept {
+        t.manifest.state = crate::backup::TxState::Applied;
+        let _ = t.write_manifest(hook);
+    }
+    let manifest = format!("{}/{}", t.manifest.dir(), crate::backup::MANIFEST);
+    for r in out.iter_mut().flatten() {
+        if r.transaction.is_some() {
+            r.transaction = Some(manifest.clone());
+        }
+    }
+    (out, Some(manifest))
 }
 
 /// For a module reload whose every parameter already reads as wanted (a plan applied again):
@@ -1183,10 +1350,10 @@ fn remove_file(real: &Path, hook: &dyn FaultHook) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Restores journaled files in reverse order; returns the host paths restored (a restore that
-/// itself failed is listed with the reason).
-fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
-    let mut out = Vec::new();
+/// Restores journaled files in reverse order; returns the host paths restored, and those whose
+/// restore failed too (each with the reason).
+fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> (Vec<String>, Vec<String>) {
+    let (mut restored, mut failed) = (Vec::new(), Vec::new());
     while let Some(j) = journal.pop() {
         let res = match &j.previous {
             Some((bytes, meta)) => {
@@ -1202,11 +1369,24 @@ fn rollback(journal: &mut Vec<Journal>, hook: &dyn FaultHook) -> Vec<String> {
             },
         };
         match res {
-            Ok(()) => out.push(j.host_path),
-            Err(e) => out.push(format!("{} (restore failed: {e})", j.host_path)),
+            Ok(()) => restored.push(j.host_path),
+            Err(e) => failed.push(format!("{} ({e})", j.host_path)),
         }
     }
-    out
+    (restored, failed)
+}
+
+/// Runs the programs of the `Run` actions in `ran` again (after a rollback), each result as
+/// `` `command` (exit N) `` or `` `command` (failed: why) ``. Module reloads are not repeated.
+fn rerun(ran: &[&Action], host: &Host, exec: &dyn Executor) -> Vec<String> {
+    ran.iter()
+        .filter(|a| matches!(a, Action::Run { .. }))
+        .flat_map(|a| a.commands())
+        .map(|c| match exec.run(host, &c) {
+            Ok(o) => format!("`{c}` (exit {})", o.status),
+            Err(e) => format!("`{c}` (failed: {e})"),
+        })
+        .collect()
 }
 
 fn run_action(a: &Action, host: &Host, exec: &dyn Executor, report: &mut ApplyReport) -> Result<()> {
@@ -1549,14 +1729,11 @@ mod tests {
                     assert_eq!(read("etc/a").as_deref(), Some("new a\n"));
                     break;
                 }
-                Err(Error::Apply { rolled_back, .. }) => {
+                Err(Error::Apply { not_restored, .. }) => {
                     assert_eq!(read("etc/a").as_deref(), Some("old a\n"), "fault {n}");
                     assert_eq!(read("etc/b").as_deref(), Some("old b\n"), "fault {n}");
                     assert_eq!(read("etc/c"), None, "fault {n}");
-                    assert!(
-                        !rolled_back.iter().any(|r| r.contains("restore failed")),
-                        "{rolled_back:?}"
-                    );
+                    assert!(not_restored.is_empty(), "{not_restored:?}");
                     let names: Vec<_> = fs::read_dir(d.path().join("etc"))
                         .unwrap()
                         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1566,6 +1743,68 @@ mod tests {
                 Err(e) => panic!("fault {n}: unexpected {e}"),
             }
         }
+    }
+
+    #[test]
+    fn a_batch_is_one_transaction_without_the_plan_that_failed() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        for f in ["a", "b", "c"] {
+            fs::write(d.path().join("etc").join(f), format!("old {f}\n")).unwrap();
+        }
+        let host = Host::from_root(d.path()).unwrap();
+        let one = |f: &str, run: Option<&str>| {
+            let mut actions = vec![write_plan(
+                &format!("/etc/{f}"),
+                Some(&format!("old {f}\n")),
+                &format!("new {f}\n"),
+            )];
+            if let Some(r) = run {
+                actions.push(Action::Run {
+                    command: Command::new(r, &[]),
+                    reason: "test".into(),
+                    when: When::AfterRestart,
+                });
+            }
+            Plan {
+                actions,
+                ..Plan::default()
+            }
+        };
+        let (a, b, c) = (one("a", None), one("b", Some("fails")), one("c", Some("ok")));
+        let exec = RecordingExecutor::new().on("fails", |_h, _c| {
+            Ok(CommandOutput {
+                status: 1,
+                ..CommandOutput::default()
+            })
+        });
+        let (res, txn) = apply_batch("batch", &[&a, &b, &c], &host, &exec);
+        assert!(res[0].is_ok() && res[1].is_err() && res[2].is_ok(), "{res:?}");
+        let read = |f: &str| fs::read_to_string(d.path().join("etc").join(f)).unwrap();
+        assert_eq!(
+            (read("a"), read("b"), read("c")),
+            ("new a\n".into(), "old b\n".into(), "new c\n".into())
+        );
+        assert_eq!(
+            txn.as_deref(),
+            Some("/var/lib/nestcore/backup/0001/manifest.json")
+        );
+        assert_eq!(crate::backup::transactions(&host), vec!["0001"]);
+        let m = crate::backup::read_manifest(&host, "0001").unwrap();
+        assert_eq!(m.state, crate::backup::TxState::Applied);
+        assert_eq!(m.summary, "batch");
+        let files: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(files, ["/etc/a", "/etc/c"]);
+        assert_eq!(m.commands, vec![vec!["ok".to_string()]]);
+        let store = d.path().join("var/lib/nestcore/backup/0001/files/etc");
+        assert!(store.join("a").exists() && !store.join("b").exists() && store.join("c").exists());
+        for r in res.iter().flatten() {
+            assert_eq!(r.transaction, txn);
+        }
+        // Nothing recorded at all: no transaction.
+        let (res, txn) = apply_batch("again", &[&a, &c], &host, &RecordingExecutor::new());
+        assert!(res.iter().all(Result::is_ok) && txn.is_none());
+        assert_eq!(crate::backup::transactions(&host), vec!["0001"]);
     }
 
     #[test]

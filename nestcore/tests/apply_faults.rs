@@ -169,14 +169,15 @@ fn disk_full_read_only_and_denied_at_every_step() {
                     break;
                 }
                 Err(e @ nestcore::Error::Apply { .. }) => {
-                    let nestcore::Error::Apply { rolled_back, .. } = &e else {
+                    let nestcore::Error::Apply {
+                        not_restored, kept, ..
+                    } = &e
+                    else {
                         unreachable!()
                     };
                     assert_eq!(after, before, "{text} at {n}: not rolled back");
-                    assert!(
-                        rolled_back.iter().all(|r| !r.contains("restore failed")),
-                        "{rolled_back:?}"
-                    );
+                    assert!(not_restored.is_empty(), "{not_restored:?}");
+                    assert_eq!(kept, &None, "{text} at {n}: every file restored, nothing kept");
                     assert!(
                         error_chain(&e).contains(text),
                         "{text} at {n}: {}",
@@ -233,12 +234,11 @@ fn a_failing_rollback_is_reported() {
     let (ok, writes) = run(usize::MAX);
     assert!(ok.is_ok() && writes >= 4);
     match run(writes - 1).0 {
-        Err(nestcore::Error::Apply { rolled_back, .. }) => {
-            assert!(!rolled_back.is_empty());
-            assert!(
-                rolled_back.iter().any(|r| r.contains("restore failed")),
-                "{rolled_back:?}"
-            );
+        Err(nestcore::Error::Apply {
+            not_restored, kept, ..
+        }) => {
+            assert!(!not_restored.is_empty());
+            assert_eq!(kept.as_deref(), Some("0001"), "the backup is kept for undo");
         }
         other => panic!("expected an apply error, got {other:?}"),
     }
@@ -480,4 +480,168 @@ fn system_executor_refuses_paths_and_metacharacters() {
     let rec = Host::from_root(tmp.path()).unwrap();
     let cmd = nestcore::plan::Command::new("true", &[]);
     assert!(nestcore::plan::Executor::run(&nestcore::plan::SystemExecutor, &rec, &cmd).is_err());
+}
+
+/// The tree without the backup store (what a consumer reads).
+fn outside_store(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = snapshot(root);
+    m.retain(|k, _| !k.starts_with("var/lib/nestcore"));
+    m
+}
+
+/// The host at `root` and its plan for nesting on through modprobe.d and the kernel command line.
+fn on_with_modprobe_and_cmdline(root: &Path) -> (Host, nestcore::plan::Plan) {
+    let host = Host::from_root(root).unwrap();
+    let plan = nested::plan(
+        &host,
+        Want::On,
+        Persist::from_names(&["modprobe", "cmdline"]).unwrap(),
+    )
+    .unwrap();
+    (host, plan)
+}
+
+/// Two faults (issue 13, B1): the disk fails from the rename of 50-cloudimg.cfg onwards (as a
+/// full disk would), so the rollback of /etc/default/grub fails too. The backup of its original
+/// is kept (the transaction stays pending), the error says which file was not restored and how
+/// to get it back, and `enable --undo --apply` then puts back every file, byte for byte.
+#[test]
+fn a_failed_restore_keeps_the_backup_and_undo_puts_it_back() {
+    let _w = watchdog("a_failed_restore_keeps_the_backup_and_undo_puts_it_back", 30);
+    /// Fails every operation once the rename of the target named `from` was attempted.
+    struct BrokenFrom {
+        from: &'static str,
+        broken: std::sync::atomic::AtomicBool,
+    }
+    impl FaultHook for BrokenFrom {
+        fn check(&self, op: FsOp, path: &Path) -> io::Result<()> {
+            let store = path.to_string_lossy().contains("/var/lib/nestcore/");
+            if op == FsOp::Rename && path.ends_with(self.from) && !store {
+                self.broken.store(true, Ordering::SeqCst);
+            }
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(io::Error::other(format!("injected: {op:?} {}", path.display())));
+            }
+            Ok(())
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    copy_tree(&fixture("debian-grub2"), &root);
+    let before = outside_store(&root);
+    let (host, plan) = on_with_modprobe_and_cmdline(&root);
+    let hook = BrokenFrom {
+        from: "50-cloudimg.cfg",
+        broken: false.into(),
+    };
+    let e = plan
+        .apply_with(&host, &RecordingExecutor::new(), &hook)
+        .expect_err("the apply must fail");
+    let text = error_chain(&e);
+    // The scenario: /etc/default/grub was written before the disk broke and could not be put
+    // back.
+    assert!(
+        before.get("etc/default/grub") != outside_store(&root).get("etc/default/grub"),
+        "{text}"
+    );
+    // A failed restore is not called restored, and the error says how to get it back.
+    let restored = text.split("restored: ").nth(1).unwrap_or("");
+    let restored = restored.split(';').next().unwrap_or("");
+    assert!(
+        !restored
+            .split(", ")
+            .any(|f| f == "/etc/default/grub" || f.starts_with("/etc/default/grub ")),
+        "{text}"
+    );
+    assert!(text.contains("not restored: /etc/default/grub"), "{text}");
+    assert!(text.contains("nestcore enable --undo --apply"), "{text}");
+    assert!(text.contains("0001"), "{text}");
+    // The transaction is kept, pending, with the original of /etc/default/grub.
+    assert_eq!(nestcore::backup::transactions(&host), vec!["0001"], "{text}");
+    let m = nestcore::backup::read_manifest(&host, "0001").unwrap();
+    assert_eq!(m.state, nestcore::backup::TxState::Pending);
+    assert_eq!(
+        fs::read(root.join("var/lib/nestcore/backup/0001/files/etc/default/grub")).ok(),
+        before.get("etc/default/grub").cloned()
+    );
+    // Once the disk works again, undo puts back every file.
+    let undo = nested::plan_undo(&host).unwrap();
+    assert!(undo.blockers.is_empty(), "{}", undo.render());
+    assert_eq!(undo.undoes.as_deref(), Some("0001"), "{}", undo.render());
+    undo.apply(&host, &RecordingExecutor::new()).unwrap();
+    assert_eq!(outside_store(&root), before, "undo did not put everything back");
+    assert!(nested::plan_undo(&host).unwrap().is_empty());
+}
+
+/// A failing program after one that succeeded (issue 13, B2): update-initramfs copies
+/// modprobe.d into the initramfs, then update-grub exits 1. The rollback restores the files and
+/// runs update-initramfs again, so the initramfs no longer holds nested=1; the error lists that
+/// run.
+#[test]
+fn a_program_that_succeeded_before_a_failure_is_run_again_after_rollback() {
+    let _w = watchdog(
+        "a_program_that_succeeded_before_a_failure_is_run_again_after_rollback",
+        30,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    copy_tree(&fixture("debian-grub2"), &root);
+    // The host's initramfs-tools copy kvm_intel into the initramfs (what plans update-initramfs).
+    fs::write(root.join("etc/initramfs-tools/modules"), "kvm_intel\n").unwrap();
+    let before = outside_store(&root);
+    let (host, plan) = on_with_modprobe_and_cmdline(&root);
+    let programs: Vec<String> = plan
+        .actions
+        .iter()
+        .flat_map(Action::commands)
+        .map(|c| c.program)
+        .collect();
+    assert_eq!(programs, ["update-initramfs", "update-grub"], "{}", plan.render());
+    /// What the initramfs would hold of modprobe.d: every .conf file's text.
+    fn initramfs(h: &Host, _c: &nestcore::plan::Command) -> nestcore::Result<nestcore::plan::CommandOutput> {
+        let md = h.root().join("etc/modprobe.d");
+        let mut text = String::new();
+        let mut names: Vec<_> = fs::read_dir(&md)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for p in names {
+            if p.extension().is_some_and(|x| x == "conf") {
+                text.push_str(&fs::read_to_string(p).unwrap());
+            }
+        }
+        fs::write(h.root().join("boot/initrd.img-modprobe.d"), text).unwrap();
+        Ok(nestcore::plan::CommandOutput::default())
+    }
+    let exec = RecordingExecutor::new()
+        .on("update-initramfs", initramfs)
+        .on("update-grub", |_h, _c| {
+            Ok(nestcore::plan::CommandOutput {
+                status: 1,
+                stdout: String::new(),
+                stderr: "grub-mkconfig: error: out of space".into(),
+            })
+        });
+    let e = plan.apply(&host, &exec).expect_err("update-grub failed");
+    let text = error_chain(&e);
+    let image = fs::read_to_string(root.join("boot/initrd.img-modprobe.d")).unwrap();
+    assert!(
+        !image.contains("nested=1"),
+        "the initramfs keeps nested=1: {image:?}; {text}"
+    );
+    let calls: Vec<String> = exec.calls().iter().map(|c| c.program.clone()).collect();
+    assert_eq!(
+        calls,
+        ["update-initramfs", "update-grub", "update-initramfs"],
+        "{text}"
+    );
+    assert!(
+        text.contains("ran again: `update-initramfs -u -k all` (exit 0)"),
+        "{text}"
+    );
+    let mut after = outside_store(&root);
+    after.remove("boot/initrd.img-modprobe.d");
+    assert_eq!(after, before, "{text}");
+    // Nothing was left to undo.
+    assert!(nestcore::backup::transactions(&host).is_empty(), "{text}");
 }

@@ -177,6 +177,24 @@ fn off_after_cmdline_is_off_in_every_layer() {
     assert!(out.contains("nothing to do"), "{out}");
 }
 
+/// `enable --persist modprobe,cmdline --apply` then `enable --off --apply` on `root`; returns
+/// the tree between the two.
+fn on_then_off(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let (code, out, err) = nestcore(&[
+        "enable",
+        "--root",
+        r(root),
+        "--persist",
+        "modprobe,cmdline",
+        "--apply",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let on = tree(root);
+    let (code, out, err) = nestcore(&["enable", "--root", r(root), "--off", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    on
+}
+
 /// Issue 13, item 2 (the report's commands): after `enable --apply` then `enable --off
 /// --apply`, /etc/modprobe.d held `nestcore-kvm.conf.nestcore-bak` with nested=1, which
 /// module-init-tools applies after nestcore's file. Now no folder a consumer scans gains
@@ -185,17 +203,7 @@ fn off_after_cmdline_is_off_in_every_layer() {
 fn backups_never_where_a_consumer_reads() {
     let (_t, root, _) = fixture("enable", "debian-grub2");
     let before = tree(&root);
-    let (code, out, err) = nestcore(&[
-        "enable",
-        "--root",
-        r(&root),
-        "--persist",
-        "modprobe,cmdline",
-        "--apply",
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--off", "--apply"]);
-    assert_eq!(code, 0, "{out}{err}");
+    on_then_off(&root);
     let after = tree(&root);
     let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     assert_eq!(
@@ -369,6 +377,42 @@ fn undo_puts_back_byte_for_byte() {
         "{out}"
     );
     assert_eq!(tree(&root), edited);
+}
+
+/// Issue 13, B3: undo walks back through history, one apply per `--undo --apply`, each plan
+/// naming the apply it undoes and how many remain, until the tree is as it was before the
+/// first apply.
+#[test]
+fn undo_walks_back_through_every_apply() {
+    let (_t, root, _) = fixture("enable", "debian-grub2");
+    let before = tree(&root);
+    let on = on_then_off(&root);
+    assert_ne!(tree(&root), on);
+
+    let (code, out, _) = nestcore(&["enable", "--undo", "--root", r(&root)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("Undo apply 0002"), "{out}");
+    assert!(out.contains("1 earlier apply remains (0001)"), "{out}");
+    let (code, out, err) = nestcore(&["enable", "--undo", "--root", r(&root), "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("apply 0002 is undone"), "{out}");
+    assert_eq!(
+        tree(&root),
+        on,
+        "the first undo goes back to after the first apply"
+    );
+
+    let (code, out, err) = nestcore(&["enable", "--undo", "--root", r(&root), "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("Undo apply 0001"), "{out}");
+    assert!(out.contains("apply 0001 is undone"), "{out}");
+    assert!(!out.contains("remains"), "{out}");
+    assert_eq!(tree(&root), before, "two undos go back to before the first apply");
+
+    let (code, out, _) = nestcore(&["enable", "--undo", "--root", r(&root), "--apply"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("Nothing to undo: every apply recorded"), "{out}");
+    assert_eq!(tree(&root), before);
 }
 
 /// Issue 13, item 6: a blocker says `--neutralise-conflicts` to a CLI user; how the module was

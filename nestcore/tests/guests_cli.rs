@@ -168,3 +168,72 @@ fn usage_errors_exit_2() {
     let out = nestcore(&["guests", "--cpuid", "/x"]);
     assert_eq!(out.status.code(), Some(2), "--cpuid needs --root");
 }
+
+/// Issue 13, B3: one `guests --apply` is one transaction of the backup store, so one
+/// `nestcore enable --undo --apply` puts every guest back, byte for byte; a guest whose fix
+/// failed is not part of it.
+#[test]
+fn one_guests_apply_is_one_undo_step() {
+    let outside_store = |root: &Path| {
+        let mut t = tree(root);
+        t.retain(|(p, _)| !p.contains("/var/lib/nestcore/"));
+        t
+    };
+    let (root, cpuid) = common::guest_fixture_root("libvirt-intel");
+    let r = root.path().to_str().unwrap();
+    let before = outside_store(root.path());
+    let out = guests(root.path(), &cpuid, &["--apply"]);
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.contains(
+            "recorded in /var/lib/nestcore/backup/0001/manifest.json: `nestcore enable --undo` puts it back"
+        ),
+        "{s}"
+    );
+    let store = root.path().join("var/lib/nestcore/backup");
+    let txns: Vec<_> = std::fs::read_dir(&store).unwrap().collect();
+    assert_eq!(txns.len(), 1, "one transaction for the whole apply: {s}");
+    let undo = nestcore(&["enable", "--undo", "--root", r]);
+    let u = String::from_utf8(undo.stdout).unwrap();
+    assert!(u.starts_with("Undo apply 0001"), "{u}");
+    let undo = nestcore(&["enable", "--undo", "--root", r, "--apply"]);
+    let u = String::from_utf8(undo.stdout).unwrap();
+    assert_eq!(undo.status.code(), Some(0), "{u}");
+    assert_eq!(
+        outside_store(root.path()),
+        before,
+        "one undo puts every guest back: {u}"
+    );
+    let again = nestcore(&["enable", "--undo", "--root", r, "--apply"]);
+    assert!(String::from_utf8(again.stdout)
+        .unwrap()
+        .starts_with("Nothing to undo"));
+
+    // A failing guest: the others are recorded, it is not.
+    let (root, cpuid) = common::guest_fixture_root("libvirt-amd");
+    let r = root.path().to_str().unwrap();
+    let q = root.path().join("etc/libvirt/qemu");
+    std::fs::rename(q.join("epyc.xml"), root.path().join("epyc.xml")).unwrap();
+    std::os::unix::fs::symlink("/epyc.xml", q.join("epyc.xml")).unwrap();
+    let before = outside_store(root.path());
+    let out = guests(root.path(), &cpuid, &["--apply"]);
+    assert_eq!(out.status.code(), Some(2));
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.path().join("var/lib/nestcore/backup/0001/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let files: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        !files.is_empty() && files.iter().all(|f| !f.ends_with("epyc.xml")),
+        "{files:?}"
+    );
+    assert_eq!(m["state"], "applied");
+    let undo = nestcore(&["enable", "--undo", "--root", r, "--apply"]);
+    assert_eq!(undo.status.code(), Some(0));
+    assert_eq!(outside_store(root.path()), before);
+}

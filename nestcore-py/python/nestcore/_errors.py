@@ -7,7 +7,8 @@ The OSError family carries ``errno`` and ``filename`` and reads like Python's ow
 (nestcore's full message, as the ``nestcore`` command prints it) and ``kind``.
 
 Applying a plan (``Plan.apply()``) adds two: ``NestcoreApplyError`` when a step failed after the
-apply began (the files already written were restored, listed in ``rolled_back``; the failure
+apply began (the files already written were restored, listed in ``rolled_back``; those that
+could not be are in ``not_restored``, kept for undo in the transaction ``kept``; the failure
 itself is the ``__cause__``), and ``NestcoreCommandError`` (an OSError) for a program that exited
 with a failure (``command``, ``status``, ``stderr``), usually as that cause.
 """
@@ -86,8 +87,10 @@ class NestcoreCommandError(NestcoreIOError):
 
 class NestcoreApplyError(NestcoreError):
     """Applying a plan failed at ``step``; the files already written were restored (``rolled_back``,
-    as the host sees them). The failure itself is ``__cause__`` (a NestcoreCommandError, an OSError
-    subclass, ...)."""
+    as the host sees them), except those in ``not_restored``, whose originals stay in the backup
+    store's transaction ``kept`` for ``plan_undo()``; programs that had succeeded ran again
+    (``reran``). The failure itself is ``__cause__`` (a NestcoreCommandError, an OSError subclass,
+    ...)."""
 
     kind = "apply"
 

@@ -54,13 +54,21 @@ class NestcoreCommandError(NestcoreIOError):
 
 class NestcoreApplyError(NestcoreError):
     """Applying a plan failed at ``step``; the files already written were restored (``rolled_back``,
-    as the host sees them). The failure itself is ``__cause__`` (a NestcoreCommandError, an OSError
-    subclass, ...)."""
+    as the host sees them), except those in ``not_restored``, whose originals stay in the backup
+    store's transaction ``kept`` for ``plan_undo()``; programs that had succeeded ran again
+    (``reran``). The failure itself is ``__cause__`` (a NestcoreCommandError, an OSError subclass,
+    ...)."""
 
     #: The step that failed ("writing /etc/modprobe.d/...", "run `modprobe ...`: ...").
     step: str
-    #: Files restored to their content before the apply (a restore that failed says so).
+    #: Files restored to their content before the apply.
     rolled_back: Tuple[str, ...]
+    #: Files whose restore failed too, each with the reason ("/etc/default/grub (...)").
+    not_restored: Tuple[str, ...]
+    #: The backup store's transaction kept for them ("0001"): applying ``plan_undo()`` restores them.
+    kept: Optional[str]
+    #: Programs run again after the restore, with their results ("`update-initramfs -u -k all` (exit 0)").
+    reran: Tuple[str, ...]
 
 _BY_KIND: Dict[str, Type[NestcoreError]]
 

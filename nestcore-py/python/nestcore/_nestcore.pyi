@@ -493,12 +493,12 @@ def plan_nested(
     """
 
 def plan_undo(root: Optional[_StrPath] = None) -> Plan:
-    """The plan that puts back exactly what the last ``Plan.apply()`` on this machine
-    (``root=None``) or a recorded root changed, from its backup store
+    """The plan that puts back exactly what the newest ``Plan.apply()`` not yet undone on this
+    machine (``root=None``) or a recorded root changed, from its backup store
     (/var/lib/nestcore/backup): files byte for byte, created files removed, modules reloaded back,
     the boot configuration regenerated. ``Plan.apply()`` carries it out and marks that apply
-    undone (the next ``plan_undo()`` is empty). No apply recorded gives an empty plan; a file
-    changed since the apply is a blocker.
+    undone (the next ``plan_undo()`` puts back the apply before it). No apply recorded (or all
+    undone) gives an empty plan; a file changed since the apply is a blocker.
 
     Raises NestcoreIOError / NestcoreParseError when the store's manifest cannot be read.
     """

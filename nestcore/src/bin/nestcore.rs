@@ -71,7 +71,9 @@ enum Command {
     ///
     /// Prints the plan (every file diff, module reload and command) and changes nothing unless
     /// --apply is given. What an apply changed is kept in the backup store
-    /// (/var/lib/nestcore/backup under the root); --undo puts the last apply back. Exit status:
+    /// (/var/lib/nestcore/backup under the root), one transaction per `enable --apply` or
+    /// `guests --apply`; --undo puts the newest apply not yet undone back, so undoing again
+    /// walks back through the history, one apply a step. Exit status:
     /// 0 when the host is (or ends) as wanted, 1 when not (not applied, blocked, or forced
     /// past the verdict), 2 on an error.
     Enable {
@@ -108,8 +110,9 @@ enum Command {
         /// disabled in the firmware, not passed on by the hypervisor below, a PVM guest).
         #[arg(long, conflicts_with = "undo")]
         force: bool,
-        /// Put back exactly what the last apply changed, from the backup store: files restored
-        /// byte for byte, files it created removed, modules reloaded back.
+        /// Put back exactly what the newest apply not yet undone changed (of `enable` or
+        /// `guests`), from the backup store: files restored byte for byte, files it created
+        /// removed, modules reloaded back. The plan names the apply and the earlier ones left.
         #[arg(long)]
         undo: bool,
     },
@@ -132,7 +135,9 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Carry the fixes out (atomic writes with backups; `virsh define`, `qm set` and the
-        /// nova-compute restart run without a shell, or are listed for a recorded root).
+        /// nova-compute restart run without a shell, or are listed for a recorded root). One
+        /// transaction of the backup store for all the guests fixed: `nestcore enable --undo
+        /// --apply` puts them all back.
         #[arg(long)]
         apply: bool,
     },

@@ -484,18 +484,36 @@ pub struct Applied {
 }
 
 /// Applies every guest's fix that has no blocker, one plan per guest (so that one guest's failed
-/// `virsh define` restores its file and leaves the others done), through [`Plan::apply`]:
-/// atomic writes with backups, programs through `exec` (a [`crate::plan::DeferringExecutor`]
-/// lists them for a recorded root).
+/// `virsh define` restores its file and leaves the others done), through
+/// [`crate::plan::apply_batch`]: atomic writes with backups, programs through `exec` (a
+/// [`crate::plan::DeferringExecutor`] lists them for a recorded root), and one transaction of
+/// the backup store for them all, so that one `nestcore enable --undo --apply` puts every guest
+/// back (the guests whose fix failed are not part of it).
 pub fn apply(report: &GuestsReport, host: &Host, exec: &dyn Executor) -> Vec<Applied> {
-    let mut out = Vec::new();
-    for g in &report.guests {
-        let Some(plan) = &g.fix else { continue };
-        if plan.is_empty() || !plan.blockers.is_empty() {
-            continue;
-        }
-        let res = plan.apply(host, exec);
-        out.push(Applied {
+    let todo: Vec<&Guest> = report
+        .guests
+        .iter()
+        .filter(|g| {
+            g.fix
+                .as_ref()
+                .is_some_and(|p| !p.is_empty() && p.blockers.is_empty())
+        })
+        .collect();
+    let plans: Vec<&Plan> = todo.iter().filter_map(|g| g.fix.as_ref()).collect();
+    let names: Vec<String> = todo
+        .iter()
+        .map(|g| format!("{} {}", g.source.as_str(), g.name))
+        .collect();
+    let summary = format!(
+        "Fix {} guest{} for nested virtualization (nestcore guests --apply): {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    let (results, _) = crate::plan::apply_batch(&summary, &plans, host, exec);
+    todo.iter()
+        .zip(results)
+        .map(|(g, res)| Applied {
             source: g.source,
             name: g.name.clone(),
             error: res.as_ref().err().map(|e| {
@@ -508,9 +526,8 @@ pub fn apply(report: &GuestsReport, host: &Host, exec: &dyn Executor) -> Vec<App
                 msg
             }),
             report: res.ok(),
-        });
-    }
-    out
+        })
+        .collect()
 }
 
 fn mark(g: &Guest) -> &'static str {
@@ -662,6 +679,14 @@ pub fn guests_cli(
                         }
                         (None, None) => {}
                     }
+                }
+                if let Some(t) = list
+                    .iter()
+                    .find_map(|a| a.report.as_ref().and_then(|r| r.transaction.as_ref()))
+                {
+                    s.push_str(&format!(
+                        "  recorded in {t}: `nestcore enable --undo` puts it back\n"
+                    ));
                 }
                 if let Some(a) = &after {
                     s.push_str(&format!(

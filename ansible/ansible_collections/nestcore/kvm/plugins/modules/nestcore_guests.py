@@ -21,7 +21,9 @@ description:
     restart, C(qm set VMID --cpu host)).
   - The result is also set as the fact C(nestcore_guests).
   - With O(fix=true) the fixes without blockers are carried out, one plan per guest (atomic
-    writes with backups; a guest whose step fails has its files restored). In check mode the
+    writes with backups; a guest whose step fails has its files restored), recorded as one
+    transaction of the backup store (M(nestcore.kvm.nestcore_nested) O(state=undone) puts them
+    all back). In check mode the
     module applies nothing and shows the diffs it would make.
   - A guest needs a full stop and start (not a reboot from inside) to see a new CPU; nova
     instances a hard reboot. The module does not restart guests.

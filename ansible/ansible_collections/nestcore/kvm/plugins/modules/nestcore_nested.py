@@ -244,6 +244,7 @@ reason:
   sample: module_busy
 """
 
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -281,6 +282,27 @@ BLOCKER_REASONS = {
     "kvm.pvm_backend": "pvm_backend",
     "plan.no_vendor_module": "unsupported_cpu",
 }
+
+
+STORE = "/var/lib/nestcore/backup"
+
+
+def _last_apply_undone(root):
+    """Whether the newest transaction of the backup store under ``root`` (with a manifest) is
+    marked undone (the store's format: numbered folders, ``manifest.json`` with ``state``)."""
+    store = os.path.join(root or "/", STORE.lstrip("/"))
+    try:
+        ids = sorted((int(n), n) for n in os.listdir(store) if n.isdigit())
+    except OSError:
+        return False
+    for _, name in reversed(ids):
+        try:
+            with open(os.path.join(store, name, "manifest.json")) as f:
+                state = json.load(f).get("state")
+        except (OSError, ValueError, AttributeError):
+            continue
+        return state == "undone"
+    return False
 
 
 def _fail(root, reason, why, **extra):
@@ -402,6 +424,18 @@ def run(params, nc, check_mode=False, warn=None):
         plan_reboot_required=bool(plan.reboot_required),
         diff=[],
     )
+    if want == "undo" and _last_apply_undone(root):
+        # nestcore's undo walks back one apply a call (`nestcore enable --undo`); a state is
+        # declarative: once the last apply is undone, state=undone holds and nothing more is.
+        result.update(
+            plan="Nothing to undo: the last apply is already undone.\n",
+            actions=[],
+            timeline=[],
+            blockers=[],
+            plan_reboot_required=False,
+        )
+        result["notes"] = ["the last apply recorded in %s is already undone" % STORE]
+        return result
     if plan.blockers:
         first = plan.blockers[0]
         raise _fail(
@@ -450,6 +484,10 @@ def run(params, nc, check_mode=False, warn=None):
             ),
             kind=error_kind(exc),
             rolled_back=rolled_back,
+            # Files whose restore failed too; their originals stay in the backup store's
+            # transaction `kept` (nestcore_nested state=undo puts them back).
+            not_restored=list(getattr(exc, "not_restored", None) or []),
+            kept=getattr(exc, "kept", None),
             plan=result["plan"],
         )
     after = check_host(nc, root=root, cpuid=params.get("cpuid"), probe=False).kvm.nested

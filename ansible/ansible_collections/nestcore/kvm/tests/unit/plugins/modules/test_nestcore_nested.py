@@ -273,3 +273,20 @@ def test_undone_puts_back_the_last_apply(run_main, fixtures, tmp_path):
     assert after == before
     status, r = run_main(nestcore_nested, {"root": str(root), "state": "undone"})
     assert status == "exit" and r["changed"] is False, r
+
+
+@pytest.mark.skipif(not hasattr(nestcore, "plan_undo"), reason="nestcore.plan_undo() not in this build yet")
+def test_undone_is_declarative_with_two_applies(run_main, fixtures, tmp_path):
+    """nestcore's undo walks back one apply a call; state=undone undoes the last apply once."""
+    root = copy_root(fixtures, tmp_path, "enable", "debian-grub2")
+    status, r = run_main(nestcore_nested, {"root": str(root), "persist": ["modprobe", "cmdline"]})
+    assert status == "exit" and r["changed"] is True, r
+    on = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "var/lib/nestcore" not in str(p)}
+    status, r = run_main(nestcore_nested, {"root": str(root), "state": "disabled"})
+    assert status == "exit" and r["changed"] is True, r
+    status, r = run_main(nestcore_nested, {"root": str(root), "state": "undone"})
+    assert status == "exit" and r["changed"] is True, r
+    status, r = run_main(nestcore_nested, {"root": str(root), "state": "undone"})
+    assert status == "exit" and r["changed"] is False, r
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "var/lib/nestcore" not in str(p)}
+    assert after == on
