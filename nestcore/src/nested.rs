@@ -425,8 +425,10 @@ fn write_action(path: &str, old: Option<&str>, new: String, reason: String, when
 /// - nesting on where the verdict ([`crate::check`]) says it cannot work (no VMX/SVM, the
 ///   firmware disabled it, the hypervisor below does not pass it on, a PVM guest) is blocked
 ///   with the verdict's reason and remedy ([`Options::force`] plans it anyway);
-/// - off is off in every layer that sets nesting on: a modprobe.d line or a boot loader
-///   configuration that sets it on is turned off too, whatever `persist` says;
+/// - off is off in every persistent layer that sets nesting on: a modprobe.d line or a boot
+///   loader configuration that sets it on is turned off too, whatever `persist` says; the
+///   running module keeps its value until it loads again unless `persist.runtime`, and the plan
+///   says so (a warning, or the summary of a plan with nothing to do);
 /// - another layer that will override the one written is named: kmod applies the kernel command
 ///   line's module options after modprobe.d, and a built-in module reads only the command line.
 ///
@@ -769,6 +771,28 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
         p.blockers = impossible;
     }
 
+    // 6. The running module keeps what it has until it loads again: no layer but runtime
+    // changes it now.
+    let lag = (st.runtime == Some(!want.as_bool()) && !persist.runtime).then(|| {
+        let is = if want.as_bool() { "off" } else { "on" };
+        let until = if builtin {
+            format!("until the host reboots with {cl}={v} ({m} is built in and cannot be reloaded)")
+        } else {
+            format!(
+                "until {m} loads again: {} reloads it now (when no VM runs), or reboot",
+                d.persist(Persist {
+                    runtime: true,
+                    ..Persist::default()
+                })
+            )
+        };
+        format!("the running {m} still has nested {is}: it stays {is} {until}")
+    });
+    if let (Some(l), Want::Off) = (&lag, want) {
+        if !p.actions.is_empty() {
+            p.warnings.push(l.clone());
+        }
+    }
     let now = st
         .runtime
         .map(|b| if b { "on" } else { "off" })
@@ -777,6 +801,12 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
         format!(
             "Turning {m} nested {} is blocked (runtime now: {now}).",
             wanted(want)
+        )
+    } else if let (true, Some(l)) = (p.actions.is_empty(), &lag) {
+        format!(
+            "{m} nested is {} in the layers asked ({}), but {l}.",
+            wanted(want),
+            persist.names().join(", ")
         )
     } else if p.actions.is_empty() {
         format!(

@@ -587,3 +587,52 @@ fn modprobe_order_is_kmods() {
     }
     assert_eq!(checked, cases.len());
 }
+
+/// B4 (issue 13, the reviewer): on a host whose running module has nesting on (fixture
+/// intel-nested-on, runtime Y), `enable --off --apply` wrote nested=0 to modprobe.d, exited 0
+/// and warned of nothing, and a second `--off` said "already off ... (runtime: on): nothing to
+/// do" while the running module still has it on. Now both say what stays on, until when, and
+/// how to change it.
+#[test]
+fn off_says_the_running_module_stays_on() {
+    let (_t, root, _) = fixture("hosts", "intel-nested-on");
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--off", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning: the running kvm_intel still has nested on"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--persist runtime") && out.contains("reboot"),
+        "{out}"
+    );
+    let (code, out, _) = nestcore(&["enable", "--root", r(&root), "--off"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("already off"), "{out}");
+    let summary = out.lines().next().unwrap();
+    assert!(
+        summary.contains("the running kvm_intel still has nested on")
+            && summary.contains("--persist runtime")
+            && summary.contains("reboot"),
+        "{summary}"
+    );
+    // With the runtime layer asked too, the reload turns it off and nothing is left on.
+    let (code, out, _) = nestcore(&[
+        "enable",
+        "--root",
+        r(&root),
+        "--off",
+        "--persist",
+        "runtime,modprobe",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("kvm_intel reloaded with nested=0"), "{out}");
+    assert!(!out.contains("still has nested on"), "{out}");
+    // The help (and the man page made from it) no longer says "every layer".
+    let (_, help, _) = nestcore(&["enable", "--help"]);
+    assert!(!help.contains("in every layer"), "{help}");
+    assert!(
+        help.contains("every persistent layer") && help.contains("--persist runtime"),
+        "{help}"
+    );
+}
