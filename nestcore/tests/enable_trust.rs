@@ -636,3 +636,73 @@ fn off_says_the_running_module_stays_on() {
         "{help}"
     );
 }
+
+/// B5 (the lab's finding 2, for every layer): kvm_amd's nested is an int, and kvm_amd refuses
+/// to load with `Y` (the lab measured it: "kvm_amd: `Y' invalid for parameter `nested'",
+/// modprobe exits 1). The planner judged modprobe.d and the command line as bools: on amd-host
+/// with `options kvm_amd nested=Y` it said "already on ... nothing to do" and exited 0, and
+/// check had no finding; with `kvm-amd.nested=Y` on the running command line the plan said
+/// "kvm_amd loads with nested=1 (modprobe.d)" and warned of nothing. kmod hands the kernel
+/// every option line of the module, and the kernel refuses the load at the first invalid one,
+/// so a refused line blocks the load wherever it sorts.
+#[test]
+fn refused_values_are_conflicts_in_every_layer() {
+    let (_t, root, _) = fixture("enable", "amd-host");
+    fs::write(root.join("etc/modprobe.d/kvm.conf"), "options kvm_amd nested=Y\n").unwrap();
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--apply"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("nothing to do"), "{out}");
+    assert!(
+        out.contains(
+            "blocked: /etc/modprobe.d/kvm.conf:1 sets kvm_amd nested=Y, which kvm_amd refuses to load with"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("--neutralise-conflicts"), "{out}");
+    assert!(!root.join("etc/modprobe.d/nestcore-kvm.conf").exists());
+    // --neutralise-conflicts comments it out and writes the drop-in; kmod then passes only 1.
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--neutralise-conflicts", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    if let Some(v) = kmod_values(&root.join("etc/modprobe.d"), "kvm_amd", "nested") {
+        assert_eq!(v, vec!["1"], "kmod applies {v:?}");
+    }
+
+    // check names the line, with the file:line and the fix.
+    let (_t, root, _) = fixture("enable", "amd-host");
+    fs::write(
+        root.join("etc/modprobe.d/kvm.conf"),
+        "# local\noptions kvm_amd nested=Y\n",
+    )
+    .unwrap();
+    let (_, out, _) = nestcore(&["check", "--root", r(&root), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "kvm.modprobe_invalid")
+        .unwrap_or_else(|| panic!("no kvm.modprobe_invalid in {out}"));
+    assert_eq!(f["level"], "warn", "{f}");
+    assert_eq!(f["evidence"][0]["source"], "/etc/modprobe.d/kvm.conf:2", "{f}");
+    assert!(f["remedy"].as_str().unwrap().contains("nested=1"), "{f}");
+    // A valid line gives none.
+    fs::write(
+        root.join("etc/modprobe.d/kvm.conf"),
+        "options kvm_amd nested=0x1\n",
+    )
+    .unwrap();
+    let (_, out, _) = nestcore(&["check", "--root", r(&root), "--json"]);
+    assert!(!out.contains("kvm.modprobe_invalid"), "{out}");
+
+    // The running command line: every load of kvm_amd fails until a reboot without it.
+    let (_t, root, _) = fixture("enable", "amd-host");
+    fs::write(root.join("proc/cmdline"), "ro quiet kvm-amd.nested=Y\n").unwrap();
+    let (code, out, _) = nestcore(&["enable", "--root", r(&root)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "the running kernel's command line sets kvm-amd.nested=Y, which kvm_amd refuses to load with"
+        ),
+        "{out}"
+    );
+}
