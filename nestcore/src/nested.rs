@@ -566,7 +566,7 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
         .effective(&m, "nested")
         .map(|o| Setting::new(&m, o.location(), o.value.clone()));
     let boot = find_boot_files(host)?;
-    let boot_set = boot_settings(&boot, &m);
+    let boot_set = boot_settings(&boot, &m, builtin);
     let running = st
         .running_cmdline
         .clone()
@@ -1163,16 +1163,18 @@ fn find_boot_files(host: &Host) -> Result<BootFiles> {
     Ok(b)
 }
 
-/// Where the boot configurations set `module`'s nested (`kvm-intel.nested`), as the kernel will
-/// read it: one setting per file (per entry for GRUB legacy and extlinux). A value nestcore
-/// cannot read (shell expansion in /etc/default/grub) is left out; editing it is refused later.
-fn boot_settings(b: &BootFiles, module: &str) -> Vec<Setting> {
+/// Where the boot configurations set `module`'s nested (`kvm-intel.nested`), as the module will
+/// get it when the host boots from them ([`Cmdline::module_param`]: a loadable module gets
+/// kmod's view, after a bare `--` too; a built-in one the kernel's): one setting per file (per
+/// entry for GRUB legacy and extlinux). A value nestcore cannot read (shell expansion in
+/// /etc/default/grub) is left out; editing it is refused later.
+fn boot_settings(b: &BootFiles, module: &str, builtin: bool) -> Vec<Setting> {
     use bootloader::{bls, extlinux, grub2, grub_legacy, kernel_cmdline};
     let name = &cmdline_name(module);
     let mut out = Vec::new();
     let mut push = |source: String, c: &Cmdline| {
-        if let Some(value) = c.get(name) {
-            out.push(Setting::new(module, source, value.map(str::to_string)));
+        if let Some(value) = c.module_param(name, builtin) {
+            out.push(Setting::new(module, source, value));
         }
     };
     for (kind, f) in &b.files {
@@ -1196,7 +1198,7 @@ fn boot_settings(b: &BootFiles, module: &str) -> Vec<Setting> {
                 // GRUB_CMDLINE_LINUX_DEFAULT follows GRUB_CMDLINE_LINUX on the kernel line.
                 for var in [grub2::CMDLINE_DEFAULT_VAR, grub2::CMDLINE_VAR] {
                     if let Ok(Some(c)) = grub2::cmdline(&f.text, var) {
-                        if c.get(name).is_some() {
+                        if c.module_param(name, builtin).is_some() {
                             push(format!("{} ({var})", f.path), &c);
                             break;
                         }

@@ -706,3 +706,86 @@ fn refused_values_are_conflicts_in_every_layer() {
         "{out}"
     );
 }
+
+/// The systemd-boot fixture's entry.
+fn entry_of(root: &Path) -> PathBuf {
+    let dir = root.join("efi/loader/entries");
+    fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path()
+}
+
+/// The `options` line of the systemd-boot fixture's entry, and its file.
+fn bls_options(root: &Path) -> (PathBuf, String) {
+    let f = entry_of(root);
+    let text = fs::read_to_string(&f).unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix("options")).unwrap();
+    (f.clone(), line.trim().to_string())
+}
+
+/// B6 (the lab's finding 1, for the editors): kmod applies a module's parameters after `--`
+/// too (the lab booted `kvm_amd.nested=0 -- kvm_amd.nested=1` and got 1), but the editors
+/// changed only what comes before `--`: on systemd-boot with `-- kvm-intel.nested=0`,
+/// `enable --persist cmdline --apply` wrote `kvm-intel.nested=1 -- kvm-intel.nested=0` and
+/// reported success while kmod applies 0; `--off` missed `-- ...nested=1`; `kargs
+/// --remove-args` left it. Judged as kmod reads the line (Cmdline::module_param, loadable).
+#[test]
+fn module_params_after_dashes_are_edited_too() {
+    let (_t, root, _) = fixture("enable", "systemd-boot");
+    let (entry, _) = bls_options(&root);
+    let text = fs::read_to_string(&entry).unwrap();
+    fs::write(
+        &entry,
+        text.replace("rw quiet", "rw quiet -- kvm-intel.nested=0 single"),
+    )
+    .unwrap();
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--persist", "cmdline", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, line) = bls_options(&root);
+    let c = Cmdline::parse(&line);
+    assert_eq!(
+        c.module_param("kvm_intel.nested", false),
+        Some(Some("1".into())),
+        "kmod reads {line:?}"
+    );
+    assert_eq!(
+        c.module_param("kvm_intel.nested", true),
+        Some(Some("1".into())),
+        "the kernel reads {line:?}"
+    );
+    assert!(line.ends_with("-- single"), "init's own arguments stay: {line:?}");
+
+    // --off finds an on after `--` (and nothing else sets it on).
+    let (_t, root, _) = fixture("enable", "systemd-boot");
+    fs::write(
+        &entry_of(&root),
+        text.replace("rw quiet", "rw quiet -- kvm_intel.nested=1"),
+    )
+    .unwrap();
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--off", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, line) = bls_options(&root);
+    assert_eq!(
+        Cmdline::parse(&line).module_param("kvm_intel.nested", false),
+        Some(Some("0".into())),
+        "kmod reads {line:?}"
+    );
+
+    // kargs --remove-args removes it there too.
+    let entry = entry_of(&root);
+    fs::write(
+        &entry,
+        text.replace("rw quiet", "rw quiet kvm-amd.nested=1 -- kvm-amd.nested=1 x"),
+    )
+    .unwrap();
+    let (code, out, err) = nestcore(&[
+        "kargs",
+        "--config",
+        r(&entry),
+        "--loader",
+        "bls",
+        "--remove-args",
+        "kvm-amd.nested",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("kvm-amd.nested"), "{out}");
+    assert!(out.contains("rw quiet -- x"), "{out}");
+}
