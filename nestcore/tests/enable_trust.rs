@@ -756,7 +756,7 @@ fn module_params_after_dashes_are_edited_too() {
     // --off finds an on after `--` (and nothing else sets it on).
     let (_t, root, _) = fixture("enable", "systemd-boot");
     fs::write(
-        &entry_of(&root),
+        entry_of(&root),
         text.replace("rw quiet", "rw quiet -- kvm_intel.nested=1"),
     )
     .unwrap();
