@@ -857,7 +857,7 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
         )
     } else if let (true, Some(l)) = (p.actions.is_empty(), &lag) {
         format!(
-            "{m} nested is {} in the layers asked ({}), but {l}.",
+            "{m} nested is {} in the layers asked ({}): nothing to do there, but {l}.",
             wanted(want),
             persist.names().join(", ")
         )
