@@ -810,8 +810,9 @@ nestcore_status nestcore_host_is_live(const struct nestcore_host *host, int *out
  * The same as `nestcore_plan_nested_with()` with `plan_flags`
  * NESTCORE_PLAN_NEUTRALISE_CONFLICTS or 0.
  *
- * The plan looks at the whole host: off is off in every layer that sets nesting on (a
- * modprobe.d line or a boot loader configuration that sets it on is changed too), a layer
+ * The plan looks at the whole host: off is off in every persistent layer that sets nesting on
+ * (a modprobe.d line or a boot loader configuration that sets it on is changed too; the
+ * running module keeps it until it loads again unless NESTCORE_PERSIST_RUNTIME), a layer
  * that overrides the one written is named in the warnings, and nesting on where the host's
  * check says it cannot work is blocked with the check's reason and remedy.
  *

@@ -1,12 +1,25 @@
 //! The kernel command line editor (`Editor`): grubby's `--args` / `--remove-args`, `set`,
 //! `remove`.
 //!
+//! A module parameter (a name with a `.`) counts after a bare `--` too, as kmod reads the line:
+//! a set leaves none of its name there, a removal removes it there too, and every other
+//! module parameter after `--` stays, in order.
+//!
 //! Input: field 0 the line, 1 the `--args` list, 2 the `--remove-args` list, 3 a name and 4 a
 //! value for `set` (the selector: bit 0 set without a value).
 
-use nestcore::cmdline::{normalize, Editor};
+use nestcore::cmdline::{normalize, Cmdline, Editor};
 
 use crate::{args_present, no_new_controls, pairs, removed_absent, Input};
+
+/// The module parameters after a bare `--` (what kmod also applies), as `(name, value)`.
+fn late(line: &str) -> Vec<(String, Option<String>)> {
+    Cmdline::parse(line)
+        .module_params_after_dashes()
+        .into_iter()
+        .map(|p| (p.name, p.value))
+        .collect()
+}
 
 /// The target.
 pub fn run(data: &[u8]) {
@@ -42,6 +55,23 @@ pub fn run(data: &[u8]) {
             keep(line),
             "--args {add:?} touched other parameters of {line:?}: {once:?}"
         );
+        // After `--`: none of the module parameters set is left; the others stay, in order.
+        let keep_late = |s: &str| -> Vec<(String, Option<String>)> {
+            late(s)
+                .into_iter()
+                .filter(|(n, _)| !names.contains(&normalize(n)))
+                .collect()
+        };
+        assert_eq!(
+            late(&once).len(),
+            keep_late(&once).len(),
+            "--args {add:?} left a contrary value after `--`: {once:?}"
+        );
+        assert_eq!(
+            keep_late(&once),
+            keep_late(line),
+            "--args {add:?} of {line:?}: {once:?}"
+        );
         // No control character of the arguments reaches the line (issue 13: they are refused).
         no_new_controls("add_args", line, &once, 0);
     }
@@ -72,6 +102,18 @@ pub fn run(data: &[u8]) {
             kept,
             "--remove-args {remove:?} of {line:?}: {once:?}"
         );
+        // After `--` the removed module parameters are gone too, the rest in order.
+        let gone_late = |(n, v): &(String, Option<String>)| {
+            gone.iter().any(|(gn, gv)| {
+                gn.contains('.') && normalize(gn) == normalize(n) && (gv.is_none() || gv == v)
+            })
+        };
+        let kept_late: Vec<_> = late(line).into_iter().filter(|p| !gone_late(p)).collect();
+        assert_eq!(
+            late(&once),
+            kept_late,
+            "--remove-args {remove:?} after `--` of {line:?}: {once:?}"
+        );
         no_new_controls("remove_args", line, &once, 0);
     }
 
@@ -87,6 +129,25 @@ pub fn run(data: &[u8]) {
             "set {name:?}={value:?} on {line:?}: {once:?}"
         );
         assert_eq!(c.all(&name).count(), 1, "set left duplicates: {once:?}");
+        // kmod's view: a module parameter has no contrary value after `--`.
+        if name.contains('.') {
+            assert_eq!(
+                c.module_param(&name, false),
+                Some(value.clone()),
+                "set {name:?}={value:?} on {line:?} left a value after `--`: {once:?}"
+            );
+        }
+        let others_late = |s: &str| -> Vec<(String, Option<String>)> {
+            late(s)
+                .into_iter()
+                .filter(|(n, _)| normalize(n) != normalize(&name))
+                .collect()
+        };
+        assert_eq!(
+            others_late(&once),
+            others_late(line),
+            "set {name:?} after `--` of {line:?}: {once:?}"
+        );
         assert_eq!(
             e.set(&name, value.as_deref()).ok(),
             Some(false),
@@ -109,6 +170,11 @@ pub fn run(data: &[u8]) {
         assert!(
             r.parsed().get(&name).is_none(),
             "remove {name:?} left it in {:?}",
+            r.as_str()
+        );
+        assert!(
+            !name.contains('.') || r.parsed().module_param(&name, false).is_none(),
+            "remove {name:?} left it after `--` in {:?}",
             r.as_str()
         );
         assert_eq!(others(r.as_str()), others(line));

@@ -398,7 +398,8 @@ pub(crate) fn _plan_from_json(
 /// CPUID dump in cpuid=, for the check). Reads the host only (the GIL is released meanwhile);
 /// `Plan.apply()` changes it.
 ///
-/// The plan looks at the whole host: "off" is off in every layer that sets nesting on, a layer
+/// The plan looks at the whole host: "off" is off in every persistent layer that sets nesting on
+/// (the running module keeps it until it loads again unless persist has "runtime"), a layer
 /// that overrides the one written is named in the warnings, and "on" where the check says it
 /// cannot work here (no VMX/SVM, disabled in the firmware, not passed on by the hypervisor
 /// below, a PVM guest) is blocked with the check's reason and remedy; force=True plans it

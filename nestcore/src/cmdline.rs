@@ -271,6 +271,14 @@ fn split_args(args: &str) -> Result<Vec<Arg>> {
 /// Names compare by the kernel's rule (`-` equals `_`); values compare exactly (after the kernel
 /// removes quotes).
 ///
+/// A module parameter (a name with a `.`, `kvm-intel.nested`) is edited after a bare `--` too:
+/// the kernel hands that part to init and never applies it, but kmod's modprobe reads the whole
+/// of /proc/cmdline when it loads a module ([`Cmdline::module_params_after_dashes`]), so a value
+/// there wins over the kernel's part. [`Editor::set`] and [`Editor::add_args`] therefore write
+/// the value before `--` (where the kernel, and so a built-in module, reads it) and remove the
+/// same module parameter after `--`, and [`Editor::remove`] / [`Editor::remove_args`] remove it
+/// there as well; init's other arguments (names without a `.`) are never touched.
+///
 /// ```
 /// use nestcore::cmdline::Editor;
 /// let mut e = Editor::new("ro  quiet kvm-intel.nested=0 -- init");
@@ -351,6 +359,7 @@ impl Editor {
                     used.push(true);
                 }
             }
+            self.remove_late(&want, None);
         }
         Ok(self.text != before)
     }
@@ -421,14 +430,16 @@ impl Editor {
                 }
             }
         }
+        self.remove_late(&want, None);
         Ok(self.text != before)
     }
 
     /// Removes every occurrence of `name` (any value when `value` is `None`, else only where the
-    /// value is exactly `value`). Returns whether the text changed.
+    /// value is exactly `value`), for a module parameter after a bare `--` too. Returns whether
+    /// the text changed.
     pub fn remove(&mut self, name: &str, value: Option<&str>) -> bool {
         let want = normalize(name);
-        let mut changed = false;
+        let mut changed = self.remove_late(&want, value);
         loop {
             let parsed = self.parsed();
             let hit = parsed.params.iter().rposition(|p| {
@@ -442,6 +453,53 @@ impl Editor {
                 None => return changed,
             }
         }
+    }
+
+    /// The module parameters (names with a `.`) after a bare `--`, with their spans in the
+    /// whole text: what kmod reads there ([`Cmdline::module_params_after_dashes`]).
+    fn late_params(&self) -> Vec<Param> {
+        let mut out = Vec::new();
+        let (mut c, _) = parse_with_end(&self.text);
+        while let Some(rest) = c.init_args.take() {
+            let base = self.text.len() - rest.len();
+            let (next, _) = parse_with_end(&rest);
+            out.extend(
+                next.params
+                    .iter()
+                    .filter(|p| p.name.contains('.'))
+                    .map(|p| Param {
+                        span: p.span.start + base..p.span.end + base,
+                        ..p.clone()
+                    }),
+            );
+            c = next;
+        }
+        out
+    }
+
+    /// Removes the module parameter `want` (normalized; any value for `None`) after a bare
+    /// `--`, each with the white space before it. Nothing for a name without a `.`: that is
+    /// init's. Returns whether the text changed.
+    fn remove_late(&mut self, want: &str, value: Option<&str>) -> bool {
+        if !want.contains('.') {
+            return false;
+        }
+        let hits: Vec<Range<usize>> = self
+            .late_params()
+            .into_iter()
+            .filter(|p| normalize(&p.name) == want && value.is_none_or(|v| p.value.as_deref() == Some(v)))
+            .map(|p| p.span)
+            .collect();
+        // From the end, so earlier spans stay valid.
+        for span in hits.iter().rev() {
+            let b = self.text.as_bytes();
+            let mut s = span.start;
+            while s > 0 && b[s - 1].is_ascii_whitespace() {
+                s -= 1;
+            }
+            self.text.replace_range(s..span.end, "");
+        }
+        !hits.is_empty()
     }
 
     /// An odd number of `"` makes the kernel read the rest of the line as one value: anything we
@@ -662,6 +720,35 @@ mod tests {
         assert!(e.remove("quiet", None));
         assert!(e.remove("a", Some("x y")));
         assert_eq!(e.as_str(), "");
+    }
+
+    /// B6: kmod applies a module's parameters after `--` too (the lab), so the editor edits
+    /// them there: a set leaves no contrary value, a removal removes them, init's own
+    /// arguments stay.
+    #[test]
+    fn editor_edits_module_params_after_dashes() {
+        let mut e = Editor::new("ro kvm-intel.nested=1 -- kvm-intel.nested=0 single -- kvm_intel.nested=0");
+        assert!(e.set("kvm_intel.nested", Some("1")).unwrap());
+        assert_eq!(e.as_str(), "ro kvm_intel.nested=1 -- single --");
+        assert_eq!(
+            e.parsed().module_param("kvm_intel.nested", false),
+            Some(Some("1".into()))
+        );
+        assert!(!e.set("kvm_intel.nested", Some("1")).unwrap());
+        let mut e = Editor::new("ro -- kvm-amd.nested=1 x");
+        assert!(e.add_args("kvm_amd.nested=0").unwrap());
+        assert_eq!(e.as_str(), "ro kvm_amd.nested=0 -- x");
+        let mut e = Editor::new("ro -- kvm-amd.nested=1 kvm-amd.nested=2 x");
+        assert!(e.remove_args("kvm_amd.nested=2").unwrap());
+        assert_eq!(e.as_str(), "ro -- kvm-amd.nested=1 x");
+        assert!(e.remove_args("kvm_amd.nested").unwrap());
+        assert_eq!(e.as_str(), "ro -- x");
+        // A name without a `.` after `--` is init's: never touched.
+        let mut e = Editor::new("ro -- single");
+        assert!(e.set("single", Some("1")).unwrap());
+        assert_eq!(e.as_str(), "ro single=1 -- single");
+        assert!(e.remove("single", None));
+        assert_eq!(e.as_str(), "ro -- single");
     }
 
     #[test]

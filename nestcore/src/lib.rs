@@ -129,6 +129,12 @@ pub fn check_with(host: &Host, opts: CheckOptions) -> Report {
         cmdline,
         verdict,
     };
+    // modprobe.d values the vendor module refuses to load with.
+    if let Ok(cfg) = modprobe::load(host) {
+        if let Some(f) = verdict::modprobe_finding(&report.cpu, &report.kvm, &cfg) {
+            report.verdict.findings.push(f);
+        }
+    }
     // Guests defined here: one summary finding (three lstats when there are none).
     if let Some(f) = guests::summary_finding(host, guests::host_view(host, &report)) {
         report.verdict.findings.push(f);

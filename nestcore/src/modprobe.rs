@@ -319,7 +319,10 @@ pub fn file_name(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
-/// Reads a parameter value as a boolean: Y/y/1/on/true, N/n/0/off/false.
+/// Reads a parameter value as a boolean: Y/y/1/on/true, N/n/0/off/false. For what sysfs prints
+/// (and nestcore records) only: whether a module loads with a modprobe.d or command-line value,
+/// and with what, is judged by [`crate::kvm::param_load_value`] (kvm_amd's `nested` is an int,
+/// so `Y` here is true but refused there).
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "y" | "1" | "on" | "yes" | "true" => Some(true),

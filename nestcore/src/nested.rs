@@ -425,8 +425,10 @@ fn write_action(path: &str, old: Option<&str>, new: String, reason: String, when
 /// - nesting on where the verdict ([`crate::check`]) says it cannot work (no VMX/SVM, the
 ///   firmware disabled it, the hypervisor below does not pass it on, a PVM guest) is blocked
 ///   with the verdict's reason and remedy ([`Options::force`] plans it anyway);
-/// - off is off in every layer that sets nesting on: a modprobe.d line or a boot loader
-///   configuration that sets it on is turned off too, whatever `persist` says;
+/// - off is off in every persistent layer that sets nesting on: a modprobe.d line or a boot
+///   loader configuration that sets it on is turned off too, whatever `persist` says; the
+///   running module keeps its value until it loads again unless `persist.runtime`, and the plan
+///   says so (a warning, or the summary of a plan with nothing to do);
 /// - another layer that will override the one written is named: kmod applies the kernel command
 ///   line's module options after modprobe.d, and a built-in module reads only the command line.
 ///
@@ -469,21 +471,51 @@ struct Setting {
     source: String,
     /// The value as written (`None`: a bare name, which turns a bool on).
     value: Option<String>,
+    /// `module`, as the value is judged for it.
+    module: String,
+    /// How the module takes the value when it loads ([`crate::kvm::param_load_value`], the one
+    /// judge for every layer): on/off, or refused (the load fails) with why.
+    judged: Option<std::result::Result<bool, String>>,
 }
 
 impl Setting {
-    fn is_on(&self) -> Option<bool> {
-        match &self.value {
-            None => Some(true),
-            Some(v) => modprobe::parse_bool(v),
+    fn new(module: &str, source: String, value: Option<String>) -> Setting {
+        let judged = crate::kvm::param_load_value(module, "nested", value.as_deref());
+        Setting {
+            source,
+            value,
+            module: module.to_string(),
+            judged,
         }
     }
 
+    fn is_on(&self) -> Option<bool> {
+        self.judged.clone().and_then(|j| j.ok())
+    }
+
+    /// Why the module refuses to load with this value, when it does.
+    fn refused(&self) -> Option<&str> {
+        match &self.judged {
+            Some(Err(why)) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// `false` for a value that gives `want` once the module loads; a refused value (the load
+    /// fails) works against either.
+    fn works_against(&self, want: Want) -> bool {
+        self.refused().is_some() || self.is_on() == Some(!want.as_bool())
+    }
+
     fn shown(&self, name: &str) -> String {
-        match &self.value {
+        let mut s = match &self.value {
             None => format!("{} sets {name}", self.source),
             Some(v) => format!("{} sets {name}={v}", self.source),
+        };
+        if let Some(why) = self.refused() {
+            s.push_str(&format!(", which {} refuses to load with ({why})", self.module));
         }
+        s
     }
 }
 
@@ -530,17 +562,16 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
 
     // 2. Where each layer stands.
     let cfg = modprobe::load(host)?;
-    let mod_eff = cfg.effective(&m, "nested").map(|o| Setting {
-        source: o.location(),
-        value: o.value.clone(),
-    });
+    let mod_eff = cfg
+        .effective(&m, "nested")
+        .map(|o| Setting::new(&m, o.location(), o.value.clone()));
     let boot = find_boot_files(host)?;
-    let boot_set = boot_settings(&boot, &cl);
-    let running = st.running_cmdline.clone().map(|value| Setting {
-        source: "/proc/cmdline".into(),
-        value,
-    });
-    let opposite = |s: &Setting| s.is_on() == Some(!want.as_bool());
+    let boot_set = boot_settings(&boot, &m, builtin);
+    let running = st
+        .running_cmdline
+        .clone()
+        .map(|value| Setting::new(&m, "/proc/cmdline".into(), value));
+    let opposite = |s: &Setting| s.works_against(want);
     let mut persist = persist;
     if want == Want::Off {
         // Off in every layer that sets it on, whoever set it.
@@ -660,15 +691,39 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
             && persist.modprobe
             && boot.files.is_empty()
             && boot_set.iter().all(|b| !opposite(b));
+        let sets = r
+            .value
+            .as_deref()
+            .map(|x| format!("{cl}={x}"))
+            .unwrap_or_else(|| cl.clone());
+        // A refused value: kmod passes it at every load, before any other, and the kernel
+        // refuses the load (kernel/params.c parse_args), explicit `nested=` or not.
+        let sets = match r.refused() {
+            Some(why) => format!(
+                "{sets}, which {m} refuses to load with ({why}): kmod passes it at every load, so every load of {m} \
+                 fails"
+            ),
+            None => sets,
+        };
+        let until = if persist.cmdline {
+            "the edited boot configuration"
+        } else {
+            "a command line without it"
+        };
         if (persist.modprobe || persist.runtime) && !unknown_origin {
-            p.warnings.push(format!(
-                "the running kernel's command line sets {}: kmod applies it after modprobe.d, so until a reboot \
-                 with {} it wins over {} whenever {m} loads{}",
-                r.value.as_deref().map(|x| format!("{cl}={x}")).unwrap_or_else(|| cl.clone()),
-                if persist.cmdline { "the edited boot configuration" } else { "a command line without it" },
-                modprobe::DROP_IN,
-                if persist.runtime { " (the reload now passes nested explicitly, which wins)" } else { "" }
-            ));
+            p.warnings.push(if r.refused().is_some() {
+                format!(
+                    "the running kernel's command line sets {sets}{} until a reboot with {until}",
+                    if persist.runtime { ", the reload now too," } else { "" }
+                )
+            } else {
+                format!(
+                    "the running kernel's command line sets {sets}: kmod applies it after modprobe.d, so until a reboot \
+                     with {until} it wins over {} whenever {m} loads{}",
+                    modprobe::DROP_IN,
+                    if persist.runtime { " (the reload now passes nested explicitly, which wins)" } else { "" }
+                )
+            });
         }
         if !persist.cmdline && boot_set.iter().all(|b| !opposite(b)) {
             if unknown_origin {
@@ -677,9 +732,9 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
                 p.blockers.push(Blocker::new(
                     "plan.running_cmdline",
                     format!(
-                        "the running kernel's command line sets {}, which kmod applies after modprobe.d, and no boot \
-                         loader configuration was found here to change it",
-                        r.value.as_deref().map(|x| format!("{cl}={x}")).unwrap_or_else(|| cl.clone()),
+                        "the running kernel's command line sets {sets}{}, and no boot loader configuration was found \
+                         here to change it",
+                        if r.refused().is_some() { "" } else { ", which kmod applies after modprobe.d" }
                     ),
                     Some(format!(
                         "remove {cl} where this kernel's command line comes from (the boot loader, a unified kernel \
@@ -769,6 +824,28 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
         p.blockers = impossible;
     }
 
+    // 6. The running module keeps what it has until it loads again: no layer but runtime
+    // changes it now.
+    let lag = (st.runtime == Some(!want.as_bool()) && !persist.runtime).then(|| {
+        let is = if want.as_bool() { "off" } else { "on" };
+        let until = if builtin {
+            format!("until the host reboots with {cl}={v} ({m} is built in and cannot be reloaded)")
+        } else {
+            format!(
+                "until {m} loads again: {} reloads it now (when no VM runs), or reboot",
+                d.persist(Persist {
+                    runtime: true,
+                    ..Persist::default()
+                })
+            )
+        };
+        format!("the running {m} still has nested {is}: it stays {is} {until}")
+    });
+    if let (Some(l), Want::Off) = (&lag, want) {
+        if !p.actions.is_empty() {
+            p.warnings.push(l.clone());
+        }
+    }
     let now = st
         .runtime
         .map(|b| if b { "on" } else { "off" })
@@ -777,6 +854,12 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
         format!(
             "Turning {m} nested {} is blocked (runtime now: {now}).",
             wanted(want)
+        )
+    } else if let (true, Some(l)) = (p.actions.is_empty(), &lag) {
+        format!(
+            "{m} nested is {} in the layers asked ({}): nothing to do there, but {l}.",
+            wanted(want),
+            persist.names().join(", ")
         )
     } else if p.actions.is_empty() {
         format!(
@@ -821,33 +904,52 @@ fn plan_modprobe(
             ));
         }
     }
-    let ok = |o: &modprobe::OptionSource| {
-        o.value.as_deref().and_then(modprobe::parse_bool) == Some(want.as_bool())
+    // One judge for every layer: how the module takes the value when it loads.
+    let judge = |o: &modprobe::OptionSource| crate::kvm::param_load_value(m, "nested", o.value.as_deref());
+    let ok = |o: &modprobe::OptionSource| judge(o) == Some(Ok(want.as_bool()));
+    // kmod hands the kernel every options line of the module, and the kernel refuses the load
+    // at an invalid value (kernel/params.c parse_args): such a line fails every load, wherever
+    // it sorts.
+    let refused = |o: &modprobe::OptionSource| match judge(o) {
+        Some(Err(why)) => Some(why),
+        _ => None,
     };
     let effective_ok = cfg.effective(m, "nested").is_some_and(ok);
     let drop_in_name = modprobe::file_name(modprobe::DROP_IN);
-    // Lines that would beat the drop-in: later file names with another value.
+    // Lines that would beat the drop-in: later file names with another value, and refused
+    // values anywhere.
     let conflicts: Vec<&&modprobe::OptionSource> = contributions
         .iter()
         .filter(|o| !ok(o) && o.file != modprobe::DROP_IN)
-        .filter(|o| opts.neutralise_conflicts || ModprobeConfig::sorts_after(&o.file, drop_in_name))
+        .filter(|o| {
+            opts.neutralise_conflicts
+                || ModprobeConfig::sorts_after(&o.file, drop_in_name)
+                || refused(o).is_some()
+        })
         .collect();
     if effective_ok
         && conflicts
             .iter()
-            .all(|o| !ModprobeConfig::sorts_after(&o.file, drop_in_name))
+            .all(|o| !ModprobeConfig::sorts_after(&o.file, drop_in_name) && refused(o).is_none())
     {
         return Ok(0);
     }
     for c in &conflicts {
         if !opts.neutralise_conflicts {
+            let why = match refused(c) {
+                Some(why) => format!(
+                    ", which {m} refuses to load with ({why}): kmod passes every options line to the kernel, \
+                     which then refuses the load, whatever {} says",
+                    modprobe::DROP_IN
+                ),
+                None => format!(" and is read after {}: it would win", modprobe::DROP_IN),
+            };
             p.blockers.push(Blocker::new(
                 "plan.modprobe_conflict",
                 format!(
-                    "{} sets {m} nested={} and is read after {}: it would win",
+                    "{} sets {m} nested={}{why}",
                     c.location(),
                     c.value.as_deref().unwrap_or(""),
-                    modprobe::DROP_IN
                 ),
                 Some(format!(
                     "remove that line, or plan again with {} to comment it out",
@@ -1061,18 +1163,18 @@ fn find_boot_files(host: &Host) -> Result<BootFiles> {
     Ok(b)
 }
 
-/// Where the boot configurations set `name` (`kvm-intel.nested`), as the kernel will read it:
-/// one setting per file (per entry for GRUB legacy and extlinux). A value nestcore cannot read
-/// (shell expansion in /etc/default/grub) is left out; editing it is refused later.
-fn boot_settings(b: &BootFiles, name: &str) -> Vec<Setting> {
+/// Where the boot configurations set `module`'s nested (`kvm-intel.nested`), as the module will
+/// get it when the host boots from them ([`Cmdline::module_param`]: a loadable module gets
+/// kmod's view, after a bare `--` too; a built-in one the kernel's): one setting per file (per
+/// entry for GRUB legacy and extlinux). A value nestcore cannot read (shell expansion in
+/// /etc/default/grub) is left out; editing it is refused later.
+fn boot_settings(b: &BootFiles, module: &str, builtin: bool) -> Vec<Setting> {
     use bootloader::{bls, extlinux, grub2, grub_legacy, kernel_cmdline};
+    let name = &cmdline_name(module);
     let mut out = Vec::new();
     let mut push = |source: String, c: &Cmdline| {
-        if let Some(value) = c.get(name) {
-            out.push(Setting {
-                source,
-                value: value.map(str::to_string),
-            });
+        if let Some(value) = c.module_param(name, builtin) {
+            out.push(Setting::new(module, source, value));
         }
     };
     for (kind, f) in &b.files {
@@ -1096,7 +1198,7 @@ fn boot_settings(b: &BootFiles, name: &str) -> Vec<Setting> {
                 // GRUB_CMDLINE_LINUX_DEFAULT follows GRUB_CMDLINE_LINUX on the kernel line.
                 for var in [grub2::CMDLINE_DEFAULT_VAR, grub2::CMDLINE_VAR] {
                     if let Ok(Some(c)) = grub2::cmdline(&f.text, var) {
-                        if c.get(name).is_some() {
+                        if c.module_param(name, builtin).is_some() {
                             push(format!("{} ({var})", f.path), &c);
                             break;
                         }
@@ -1755,6 +1857,28 @@ mod tests {
         assert!(text.contains("blocked:"));
         assert!(enable_cli(&h, false, &["disk"], false, false, &exec).is_err());
         assert!(exec.calls().is_empty());
+    }
+
+    /// B5: every layer is judged by the kernel's parser of the parameter's type (the lab's
+    /// measurements): kvm_amd's int refuses what kvm_intel's bool takes.
+    #[test]
+    fn settings_are_judged_as_the_module_loads_them() {
+        let s = |m: &str, v: Option<&str>| Setting::new(m, "x".into(), v.map(str::to_string));
+        for v in [Some("Y"), Some("N"), Some("on"), Some(""), None] {
+            let a = s("kvm_amd", v);
+            assert!(a.refused().is_some() && a.is_on().is_none(), "{v:?}");
+            assert!(a.works_against(Want::On) && a.works_against(Want::Off), "{v:?}");
+            assert!(
+                a.shown("n").contains("which kvm_amd refuses to load with"),
+                "{v:?}"
+            );
+        }
+        assert_eq!(s("kvm_amd", Some("0x1")).is_on(), Some(true));
+        assert_eq!(s("kvm_amd", Some("010")).is_on(), Some(true));
+        assert_eq!(s("kvm_amd", Some("0")).is_on(), Some(false));
+        assert_eq!(s("kvm_intel", Some("Y")).is_on(), Some(true));
+        assert_eq!(s("kvm_intel", None).is_on(), Some(true));
+        assert!(s("kvm_intel", Some("e")).refused().is_some());
     }
 
     #[test]

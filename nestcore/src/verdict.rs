@@ -77,6 +77,66 @@ fn kvm_ev(kvm: &KvmReport, prefix: &str) -> Vec<Evidence> {
         .collect()
 }
 
+/// The vendor module the verdict speaks of: the extension's, else the vendor's.
+fn vendor_module_name(cpu: &CpuReport) -> &'static str {
+    match cpu.extension {
+        Extension::Vmx | Extension::Svm => cpu.extension.kvm_module(),
+        _ => cpu.vendor.kvm_module().unwrap_or("kvm_intel"),
+    }
+}
+
+/// `kvm.modprobe_invalid`: modprobe.d lines that set the vendor module's `nested` to a value
+/// the module refuses to load with ([`crate::kvm::param_load_value`], the judge of the kernel
+/// command line's `kvm.cmdline_invalid` too). kmod hands the kernel every options line of the
+/// module and the kernel refuses the load at an invalid value, so such a line fails every load
+/// wherever it sorts. None for a built-in module, which never reads modprobe.d.
+pub fn modprobe_finding(
+    cpu: &CpuReport,
+    kvm: &KvmReport,
+    cfg: &crate::modprobe::ModprobeConfig,
+) -> Option<Finding> {
+    let m = vendor_module_name(cpu);
+    if kvm.module(m).is_some_and(|x| x.state == ModuleState::Builtin) {
+        return None;
+    }
+    let refused: Vec<(&crate::modprobe::OptionSource, String)> = cfg
+        .contributions(m, "nested")
+        .into_iter()
+        .filter_map(
+            |o| match crate::kvm::param_load_value(m, "nested", o.value.as_deref()) {
+                Some(Err(why)) => Some((o, why)),
+                _ => None,
+            },
+        )
+        .collect();
+    let (first, why) = refused.first()?;
+    let v = first.value.as_deref().unwrap_or("");
+    Some(Finding {
+        code: "kvm.modprobe_invalid",
+        level: Level::Warn,
+        check: C_NESTED,
+        message: format!(
+            "{} sets {m} nested{}, which {m} refuses to load with: {why} (the kernel logs \"{m}: `{v}' invalid \
+             for parameter `nested'\" and modprobe fails){}",
+            first.location(),
+            first.value.as_deref().map(|v| format!("={v}")).unwrap_or_default(),
+            match refused.len() {
+                1 => String::new(),
+                n => format!("; {} more such lines", n - 1),
+            }
+        ),
+        evidence: refused
+            .iter()
+            .map(|(o, _)| Evidence::new(o.location(), o.text.clone()))
+            .collect(),
+        remedy: Some(format!(
+            "Write `options {m} nested=1` (or =0) instead: `nestcore enable --neutralise-conflicts --apply` comments the \
+             line out and writes /etc/modprobe.d/nestcore-kvm.conf"
+        )),
+        layer: None,
+    })
+}
+
 /// Builds the verdict.
 pub fn judge(
     cpu: &CpuReport,
@@ -89,10 +149,7 @@ pub fn judge(
     let ext = cpu.extension;
     let guest = guest_of(virt, cpu);
     let pvm = kvm.backend.as_deref() == Some("kvm_pvm");
-    let vendor_mod_name = match ext {
-        Extension::Vmx | Extension::Svm => ext.kvm_module(),
-        _ => cpu.vendor.kvm_module().unwrap_or("kvm_intel"),
-    };
+    let vendor_mod_name = vendor_module_name(cpu);
     let vendor_mod = kvm.module(vendor_mod_name).filter(|m| m.state.is_present());
     let hv_name = match (&virt.hypervisor_name, &virt.xen) {
         (Some(n), _) => n.clone(),

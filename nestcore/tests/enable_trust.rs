@@ -695,3 +695,205 @@ fn a_file_that_is_not_utf8_is_refused_when_planning() {
         assert_eq!(tree(&root), before);
     }
 }
+
+/// B4 (issue 13, the reviewer): on a host whose running module has nesting on (fixture
+/// intel-nested-on, runtime Y), `enable --off --apply` wrote nested=0 to modprobe.d, exited 0
+/// and warned of nothing, and a second `--off` said "already off ... (runtime: on): nothing to
+/// do" while the running module still has it on. Now both say what stays on, until when, and
+/// how to change it.
+#[test]
+fn off_says_the_running_module_stays_on() {
+    let (_t, root, _) = fixture("hosts", "intel-nested-on");
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--off", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning: the running kvm_intel still has nested on"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--persist runtime") && out.contains("reboot"),
+        "{out}"
+    );
+    let (code, out, _) = nestcore(&["enable", "--root", r(&root), "--off"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("already off"), "{out}");
+    let summary = out.lines().next().unwrap();
+    assert!(
+        summary.contains("the running kvm_intel still has nested on")
+            && summary.contains("--persist runtime")
+            && summary.contains("reboot"),
+        "{summary}"
+    );
+    // With the runtime layer asked too, the reload turns it off and nothing is left on.
+    let (code, out, _) = nestcore(&[
+        "enable",
+        "--root",
+        r(&root),
+        "--off",
+        "--persist",
+        "runtime,modprobe",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("kvm_intel reloaded with nested=0"), "{out}");
+    assert!(!out.contains("still has nested on"), "{out}");
+    // The help (and the man page made from it) no longer says "every layer".
+    let (_, help, _) = nestcore(&["enable", "--help"]);
+    assert!(!help.contains("in every layer"), "{help}");
+    assert!(
+        help.contains("every persistent layer") && help.contains("--persist runtime"),
+        "{help}"
+    );
+}
+
+/// B5 (the lab's finding 2, for every layer): kvm_amd's nested is an int, and kvm_amd refuses
+/// to load with `Y` (the lab measured it: "kvm_amd: `Y' invalid for parameter `nested'",
+/// modprobe exits 1). The planner judged modprobe.d and the command line as bools: on amd-host
+/// with `options kvm_amd nested=Y` it said "already on ... nothing to do" and exited 0, and
+/// check had no finding; with `kvm-amd.nested=Y` on the running command line the plan said
+/// "kvm_amd loads with nested=1 (modprobe.d)" and warned of nothing. kmod hands the kernel
+/// every option line of the module, and the kernel refuses the load at the first invalid one,
+/// so a refused line blocks the load wherever it sorts.
+#[test]
+fn refused_values_are_conflicts_in_every_layer() {
+    let (_t, root, _) = fixture("enable", "amd-host");
+    fs::write(root.join("etc/modprobe.d/kvm.conf"), "options kvm_amd nested=Y\n").unwrap();
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--apply"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("nothing to do"), "{out}");
+    assert!(
+        out.contains(
+            "blocked: /etc/modprobe.d/kvm.conf:1 sets kvm_amd nested=Y, which kvm_amd refuses to load with"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("--neutralise-conflicts"), "{out}");
+    assert!(!root.join("etc/modprobe.d/nestcore-kvm.conf").exists());
+    // --neutralise-conflicts comments it out and writes the drop-in; kmod then passes only 1.
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--neutralise-conflicts", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    if let Some(v) = kmod_values(&root.join("etc/modprobe.d"), "kvm_amd", "nested") {
+        assert_eq!(v, vec!["1"], "kmod applies {v:?}");
+    }
+
+    // check names the line, with the file:line and the fix.
+    let (_t, root, _) = fixture("enable", "amd-host");
+    fs::write(
+        root.join("etc/modprobe.d/kvm.conf"),
+        "# local\noptions kvm_amd nested=Y\n",
+    )
+    .unwrap();
+    let (_, out, _) = nestcore(&["check", "--root", r(&root), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["verdict"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "kvm.modprobe_invalid")
+        .unwrap_or_else(|| panic!("no kvm.modprobe_invalid in {out}"));
+    assert_eq!(f["level"], "warn", "{f}");
+    assert_eq!(f["evidence"][0]["source"], "/etc/modprobe.d/kvm.conf:2", "{f}");
+    assert!(f["remedy"].as_str().unwrap().contains("nested=1"), "{f}");
+    // A valid line gives none.
+    fs::write(
+        root.join("etc/modprobe.d/kvm.conf"),
+        "options kvm_amd nested=0x1\n",
+    )
+    .unwrap();
+    let (_, out, _) = nestcore(&["check", "--root", r(&root), "--json"]);
+    assert!(!out.contains("kvm.modprobe_invalid"), "{out}");
+
+    // The running command line: every load of kvm_amd fails until a reboot without it.
+    let (_t, root, _) = fixture("enable", "amd-host");
+    fs::write(root.join("proc/cmdline"), "ro quiet kvm-amd.nested=Y\n").unwrap();
+    let (code, out, _) = nestcore(&["enable", "--root", r(&root)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "the running kernel's command line sets kvm-amd.nested=Y, which kvm_amd refuses to load with"
+        ),
+        "{out}"
+    );
+}
+
+/// The systemd-boot fixture's entry.
+fn entry_of(root: &Path) -> PathBuf {
+    let dir = root.join("efi/loader/entries");
+    fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path()
+}
+
+/// The `options` line of the systemd-boot fixture's entry, and its file.
+fn bls_options(root: &Path) -> (PathBuf, String) {
+    let f = entry_of(root);
+    let text = fs::read_to_string(&f).unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix("options")).unwrap();
+    (f.clone(), line.trim().to_string())
+}
+
+/// B6 (the lab's finding 1, for the editors): kmod applies a module's parameters after `--`
+/// too (the lab booted `kvm_amd.nested=0 -- kvm_amd.nested=1` and got 1), but the editors
+/// changed only what comes before `--`: on systemd-boot with `-- kvm-intel.nested=0`,
+/// `enable --persist cmdline --apply` wrote `kvm-intel.nested=1 -- kvm-intel.nested=0` and
+/// reported success while kmod applies 0; `--off` missed `-- ...nested=1`; `kargs
+/// --remove-args` left it. Judged as kmod reads the line (Cmdline::module_param, loadable).
+#[test]
+fn module_params_after_dashes_are_edited_too() {
+    let (_t, root, _) = fixture("enable", "systemd-boot");
+    let (entry, _) = bls_options(&root);
+    let text = fs::read_to_string(&entry).unwrap();
+    fs::write(
+        &entry,
+        text.replace("rw quiet", "rw quiet -- kvm-intel.nested=0 single"),
+    )
+    .unwrap();
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--persist", "cmdline", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, line) = bls_options(&root);
+    let c = Cmdline::parse(&line);
+    assert_eq!(
+        c.module_param("kvm_intel.nested", false),
+        Some(Some("1".into())),
+        "kmod reads {line:?}"
+    );
+    assert_eq!(
+        c.module_param("kvm_intel.nested", true),
+        Some(Some("1".into())),
+        "the kernel reads {line:?}"
+    );
+    assert!(line.ends_with("-- single"), "init's own arguments stay: {line:?}");
+
+    // --off finds an on after `--` (and nothing else sets it on).
+    let (_t, root, _) = fixture("enable", "systemd-boot");
+    fs::write(
+        entry_of(&root),
+        text.replace("rw quiet", "rw quiet -- kvm_intel.nested=1"),
+    )
+    .unwrap();
+    let (code, out, err) = nestcore(&["enable", "--root", r(&root), "--off", "--apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, line) = bls_options(&root);
+    assert_eq!(
+        Cmdline::parse(&line).module_param("kvm_intel.nested", false),
+        Some(Some("0".into())),
+        "kmod reads {line:?}"
+    );
+
+    // kargs --remove-args removes it there too.
+    let entry = entry_of(&root);
+    fs::write(
+        &entry,
+        text.replace("rw quiet", "rw quiet kvm-amd.nested=1 -- kvm-amd.nested=1 x"),
+    )
+    .unwrap();
+    let (code, out, err) = nestcore(&[
+        "kargs",
+        "--config",
+        r(&entry),
+        "--loader",
+        "bls",
+        "--remove-args",
+        "kvm-amd.nested",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("kvm-amd.nested"), "{out}");
+    assert!(out.contains("rw quiet -- x"), "{out}");
+}

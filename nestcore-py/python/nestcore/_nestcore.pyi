@@ -480,7 +480,8 @@ def plan_nested(
     overrides) modprobe.d lines that set the opposite value instead of reporting them as
     blockers.
 
-    "off" is off in every layer that sets nesting on; a layer that overrides the one written is
+    "off" is off in every persistent layer that sets nesting on (the running module keeps it
+    until it loads again unless ``persist`` has "runtime"); a layer that overrides the one written is
     named in the warnings; "on" where the check says it cannot work here (no VMX/SVM, disabled in
     the firmware, not passed on by the hypervisor below, a PVM guest) is blocked with the
     check's reason and remedy, unless ``force``. ``dialect``: whose words messages use for

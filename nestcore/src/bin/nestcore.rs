@@ -84,7 +84,9 @@ enum Command {
         /// work there (`cpuid -r` output, libvirt <cpudata> XML or nestcore JSON).
         #[arg(long, requires = "root")]
         cpuid: Option<PathBuf>,
-        /// Turn nesting off instead of on: in every layer that sets it on.
+        /// Turn nesting off instead of on: in every persistent layer that sets it on (modprobe.d, the
+        /// kernel command line). The running module keeps nesting on until it loads again: add
+        /// `--persist runtime` to reload it now, or reboot.
         #[arg(long, conflicts_with = "undo")]
         off: bool,
         /// Where to make it stick: any of runtime, modprobe, cmdline (comma-separated).

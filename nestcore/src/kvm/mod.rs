@@ -74,8 +74,10 @@ impl ParamValue {
     }
 }
 
-/// Parses a module parameter boolean the way the kernel's `param_set_bool` accepts it (Y/y/1/on
-/// and N/n/0/off); the same parser reads modprobe.d values.
+/// Reads a parameter's value as the kernel prints it in /sys/module/M/parameters (`Y`/`N` for a
+/// bool, `1`/`0` for an int used as one) or as nestcore recorded it. Not a judge of a value a
+/// module is loaded with (modprobe.d, the kernel command line, `modprobe M p=v`): that is
+/// [`param_load_value`], by the parameter's kernel type, for every layer.
 pub fn parse_bool(s: &str) -> Option<bool> {
     crate::modprobe::parse_bool(s)
 }

@@ -19,8 +19,9 @@ description:
     (C(/var/lib/nestcore/backup) under the root); O(state=undone) puts the last apply back.
   - Idempotent. A host already as wanted gets an empty plan and the module reports no change.
   - In check mode the module plans only; with C(--diff) it shows every file edit.
-  - Turning nesting off is off in every layer that sets it on (modprobe.d, the kernel command
-    line), whatever O(persist) says.
+  - Turning nesting off is off in every persistent layer that sets it on (modprobe.d, the kernel
+    command line), whatever O(persist) says; the running module keeps nesting on until it loads
+    again unless O(persist) has C(runtime) (the plan warns).
   - The module fails, naming the host and the plan's blocker (its reason and remedy), when the
     plan cannot work or cannot be applied as it is - nesting impossible on the host according to
     nestcore's check (no VMX/SVM, disabled in the firmware, the hypervisor below does not pass
