@@ -1,7 +1,9 @@
 //! The kernel command line, parsed by the kernel's own rules (lib/cmdline.c `next_arg`,
 //! kernel/params.c `parse_args`).
 //!
-//! - Tokens are separated by white space; a `"` toggles quoting, so `a="x y"` is one token.
+//! - Tokens are separated by white space as the kernel's `isspace()` has it (space, tab, newline,
+//!   vertical tab, form feed, CR); a `"` toggles quoting, so `a="x y"` is one token.
+//! - The first `=` after the token's first character splits name and value: `=x` is a name.
 //! - A leading quote of the value (and the matching last character) is dropped; other quotes stay.
 //! - A bare `--` (quoted or not, since quotes go first) ends the kernel's part: what follows
 //!   belongs to init.
@@ -139,7 +141,7 @@ impl Cmdline {
 pub fn render_param(name: &str, value: Option<&str>) -> String {
     match value {
         None => name.to_string(),
-        Some(v) if v.is_empty() || v.bytes().any(|c| c.is_ascii_whitespace()) => format!("{name}=\"{v}\""),
+        Some(v) if v.is_empty() || v.bytes().any(is_space) => format!("{name}=\"{v}\""),
         Some(v) => format!("{name}={v}"),
     }
 }
@@ -161,10 +163,11 @@ fn parse_with_end(line: &str) -> (Cmdline, Option<usize>) {
         let body_start = j;
         let mut equals = None;
         while j < b.len() {
-            if b[j].is_ascii_whitespace() && !in_quote {
+            if is_space(b[j]) && !in_quote {
                 break;
             }
-            if equals.is_none() && b[j] == b'=' {
+            // next_arg's `equals == 0` means "none yet": an `=` first in the token is the name's.
+            if equals.is_none() && b[j] == b'=' && j > body_start {
                 equals = Some(j);
             }
             if b[j] == b'"' {
@@ -252,7 +255,7 @@ fn split_args(args: &str) -> Result<Vec<Arg>> {
                 "Argument {raw:?} has an unbalanced double quote"
             )));
         }
-        if p.name.is_empty() {
+        if p.name.is_empty() || p.name.starts_with('=') {
             return Err(Error::InvalidInput(format!("Argument {raw:?} has no name")));
         }
         out.push(Arg {
@@ -394,9 +397,7 @@ impl Editor {
         // A bare `--` is the end of the kernel's arguments, not a parameter.
         if name.is_empty()
             || (name == "--" && value.is_none())
-            || name
-                .bytes()
-                .any(|c| c.is_ascii_whitespace() || c == b'=' || c == b'"')
+            || name.bytes().any(|c| is_space(c) || c == b'=' || c == b'"')
         {
             return Err(Error::InvalidInput(format!(
                 "Parameter name {name:?} is not valid"
@@ -541,7 +542,7 @@ impl Editor {
         } else {
             let b = self.text.as_bytes();
             let mut s = span.start;
-            while s > 0 && b[s - 1].is_ascii_whitespace() {
+            while s > 0 && is_space(b[s - 1]) {
                 s -= 1;
             }
             s..span.end
@@ -563,8 +564,15 @@ impl Editor {
     }
 }
 
+/// The kernel's `isspace()` for ASCII (lib/ctype.c): `is_ascii_whitespace` plus the vertical
+/// tab. (Its Latin-1 table also counts byte 0xA0, which in UTF-8 text only ends a multi-byte
+/// character; nestcore keeps such characters whole.)
+fn is_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
 fn skip_spaces(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i].is_ascii_whitespace() {
+    while i < b.len() && is_space(b[i]) {
         i += 1;
     }
     i
@@ -604,9 +612,42 @@ mod tests {
         );
         assert_eq!(pairs("  \t a=1   "), vec![("a".into(), Some("1".into()))]);
         assert_eq!(pairs("a=="), vec![("a".into(), Some("=".into()))]);
-        assert_eq!(pairs("=x"), vec![("".into(), Some("x".into()))]);
+        assert_eq!(pairs("=x"), vec![("=x".into(), None)]);
         assert_eq!(pairs(r#"a=""#), vec![("a".into(), Some("".into()))]);
         assert_eq!(pairs(r#"""#), vec![("".into(), None)]);
+    }
+
+    /// Lab scenario 09-kernel-cmdline, boot 1 (both kernels): the kernel's isspace() (lib/ctype.c)
+    /// counts the vertical tab (U+000B) as white space, as it does tab, newline, form feed and CR;
+    /// Rust's `is_ascii_whitespace` does not. Booted with `labvt=1<VT>labvt2`, init got `labvt=1`
+    /// in its environment and `labvt2` as an argument; nestcore read one value `1<VT>labvt2`.
+    #[test]
+    fn vertical_tab_separates_like_the_kernels_isspace() {
+        assert_eq!(
+            pairs("a=1\x0bb\x0c c\r\nd"),
+            vec![
+                ("a".into(), Some("1".into())),
+                ("b".into(), None),
+                ("c".into(), None),
+                ("d".into(), None)
+            ]
+        );
+        assert_eq!(Cmdline::parse("\x0b--\x0bx").init_args.as_deref(), Some("x"));
+        assert_eq!(render_param("a", Some("x\x0by")), "a=\"x\x0by\"");
+    }
+
+    /// Lab scenario 09-kernel-cmdline, boot 2 (both kernels): lib/cmdline.c `next_arg` marks
+    /// "no `=` yet" with `equals == 0`, so an `=` that starts the token is part of the name:
+    /// booted with `=x`, init got the argument `=x` (no value); nestcore read the name "" with
+    /// the value "x", which the kernel would have put in init's environment. `==y` is the name
+    /// `=` with the value `y`.
+    #[test]
+    fn a_leading_equals_is_part_of_the_name() {
+        assert_eq!(pairs("=x"), vec![("=x".into(), None)]);
+        assert_eq!(pairs("==y"), vec![("=".into(), Some("y".into()))]);
+        assert_eq!(pairs("\"=x y\""), vec![("=x y".into(), None)]);
+        assert_eq!(pairs("="), vec![("=".into(), None)]);
+        assert_eq!(pairs("a=="), vec![("a".into(), Some("=".into()))]);
     }
 
     #[test]

@@ -166,11 +166,16 @@ fn read_cmdline(host: &Host, kvm: &kvm::KvmReport) -> report::CmdlineReport {
     for p in parsed.params.iter().chain(late) {
         let name = p.normalized_name();
         if CMDLINE_PREFIXES.iter().any(|pre| name.starts_with(pre)) || name == "clearcpuid" {
-            // Last occurrence wins: replace an earlier one in place.
-            relevant.retain(|r| r.name != name);
+            // Last occurrence wins (it moves to the end), but every value is kept.
+            let mut values = Vec::new();
+            if let Some(i) = relevant.iter().position(|r| r.name == name) {
+                values = relevant.remove(i).values;
+            }
+            values.push(p.value.clone());
             relevant.push(report::CmdlineParam {
                 name,
                 value: p.value.clone(),
+                values,
             });
         }
     }

@@ -143,6 +143,10 @@ pub struct CmdlineParam {
     pub name: String,
     /// Effective value (`None` for a bare name).
     pub value: Option<String>,
+    /// Every value written for it, in order, the effective one last: a module gets them all
+    /// (kmod passes each occurrence) and refuses to load when any one is invalid. Not in the JSON.
+    #[serde(skip)]
+    pub values: Vec<Option<String>>,
 }
 
 /// The whole report.

@@ -484,27 +484,41 @@ pub fn judge(
     // 4. Nested.
     let cmdline_key = format!("{vendor_mod_name}.nested");
     let cmdline_nested = cmdline.relevant.iter().find(|p| p.name == cmdline_key);
+    // The module gets every occurrence in order and refuses to load at the first invalid one,
+    // even when the last would do (lab scenario 09-kernel-cmdline).
     let refused = cmdline_nested.and_then(|p| {
-        match crate::kvm::param_load_value(vendor_mod_name, "nested", p.value.as_deref()) {
-            Some(Err(why)) => Some((p, why)),
-            _ => None,
-        }
+        let last = std::slice::from_ref(&p.value);
+        let values = if p.values.is_empty() { last } else { &p.values[..] };
+        values.iter().find_map(|value| {
+            match crate::kvm::param_load_value(vendor_mod_name, "nested", value.as_deref()) {
+                Some(Err(why)) => Some((p, value, why)),
+                _ => None,
+            }
+        })
     });
-    if let Some((p, why)) = refused {
-        let v = p.value.as_deref().unwrap_or("");
+    if let Some((p, value, why)) = refused {
+        let v = value.as_deref().unwrap_or("");
         b.add(
             "kvm.cmdline_invalid",
             Level::Warn,
             C_NESTED,
             format!(
-                "The kernel command line sets {}{}, which {vendor_mod_name} refuses to load with: {why} \
+                "The kernel command line sets {}{}{}, which {vendor_mod_name} refuses to load with: {why} \
                  (the kernel logs \"{vendor_mod_name}: `{v}' invalid for parameter `nested'\" and modprobe fails)",
                 p.name,
-                p.value.as_deref().map(|v| format!("={v}")).unwrap_or_default(),
+                value.as_deref().map(|v| format!("={v}")).unwrap_or_default(),
+                if p.values.len() > 1 {
+                    format!(
+                        " (one of the {} values written for it: kmod passes every one, and an invalid one refuses the load even when the last is valid)",
+                        p.values.len()
+                    )
+                } else {
+                    String::new()
+                },
             ),
             vec![Evidence::new(
                 "/proc/cmdline",
-                format!("{}{}", p.name, p.value.as_deref().map(|v| format!("={v}")).unwrap_or_default()),
+                format!("{}{}", p.name, value.as_deref().map(|v| format!("={v}")).unwrap_or_default()),
             )],
             Some(format!(
                 "Write {}.nested=1 (or =0) on the kernel command line instead: `nestcore enable --persist cmdline` rewrites it",

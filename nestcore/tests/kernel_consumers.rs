@@ -158,6 +158,44 @@ fn values_kvm_amd_refuses_are_warned_about() {
     }
 }
 
+/// Lab scenario 09-kernel-cmdline, boot 3 (both kernels): booted with `kvm-amd.nested=
+/// kvm_amd.nested=0 -- kvm_amd.nested=0x1`, kmod passes all three to the kernel, which sets them
+/// in order and refuses the load when any one is invalid ("kvm_amd: `' invalid for parameter
+/// `nested'", modprobe exits 1), although the last one alone would load. nestcore judged only
+/// the last occurrence and said kvm_amd gets 0x1.
+#[test]
+fn an_invalid_earlier_occurrence_refuses_the_load_too() {
+    for (line, value) in [
+        ("kvm-amd.nested= kvm_amd.nested=0 -- kvm_amd.nested=0x1", ""),
+        ("kvm_amd.nested=Y kvm_amd.nested=1", "Y"),
+        ("kvm_amd.nested kvm-amd.nested=0", ""),
+    ] {
+        let (_t, host) = booted("amd-nested-on", "kvm_amd", line, None);
+        let r = nestcore::check(&host);
+        let f = r
+            .verdict
+            .finding("kvm.cmdline_invalid")
+            .unwrap_or_else(|| panic!("{line}: no kvm.cmdline_invalid in {:?}", r.verdict.findings));
+        assert!(
+            f.message.contains("kvm_amd refuses to load"),
+            "{line}: {}",
+            f.message
+        );
+        assert!(f.message.contains(&format!("`{value}'")), "{line}: {}", f.message);
+        assert!(r.verdict.finding("kvm.cmdline_nested").is_none(), "{line}");
+    }
+    // Every occurrence valid: the last one wins, no warning.
+    let (_t, host) = booted(
+        "amd-nested-on",
+        "kvm_amd",
+        "kvm_amd.nested=0 -- kvm_amd.nested=0x1",
+        Some("1"),
+    );
+    let r = nestcore::check(&host);
+    assert!(r.verdict.finding("kvm.cmdline_invalid").is_none());
+    assert_eq!(relevant(&r, "kvm_amd.nested"), Some(Some("0x1".into())));
+}
+
 /// kvm_intel's `nested` is a bool (kstrtobool: the first character y/Y/1/n/N/0, or on/off; a
 /// bare name is true); anything else makes it refuse to load.
 #[test]

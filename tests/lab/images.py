@@ -105,19 +105,30 @@ def kernel(series: str) -> Kernel:
             old.unlink()
         log(f"lab: apt-get download {pkg}")
         sh("apt-get", "download", pkg, cwd=debs)
-        deb = next(debs.glob(f"{pkg}_*.deb"))
+        deb = next(debs.glob(f"{pkg}_*.deb"), None)
+        if deb is None:
+            raise LabError(f"apt-get download {pkg} left no {pkg}_*.deb in {debs}")
         if tree.exists():
             shutil.rmtree(tree)
         tree.parent.mkdir(parents=True, exist_ok=True)
         sh("dpkg-deb", "-x", deb, tree)
-        kver = next((tree / "lib" / "modules").iterdir()).name
+        kver = kernel_release(tree, pkg)
         sh("depmod", "-b", tree, kver)
         version = sh("dpkg-deb", "-f", deb, "Version", capture=True).strip()
         (tree / ".version").write_text(version + "\n")
         deb.unlink()
         (tree / ".ok").write_text("")
-    kver = next((tree / "lib" / "modules").iterdir()).name
-    return Kernel(series, pkg, kver, tree)
+    return Kernel(series, pkg, kernel_release(tree, pkg), tree)
+
+
+def kernel_release(tree: Path, pkg: str) -> str:
+    """The one release under the extracted package's lib/modules (a LabError, not a crash, when
+    the package holds none)."""
+    mods = tree / "lib" / "modules"
+    found = sorted(d.name for d in mods.iterdir()) if mods.is_dir() else []
+    if len(found) != 1:
+        raise LabError(f"{pkg}: expected one kernel release in {mods}, found {found or 'none'}")
+    return found[0]
 
 
 def module_closure(k: Kernel, names: list[str]) -> list[Path]:

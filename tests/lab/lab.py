@@ -97,6 +97,7 @@ class Scenario:
     expect: list[Expect]
     settings: dict[str, str]
     host_check: Path | None = None
+    error: str | None = None  # the scenario could not be loaded (it fails with this reason)
 
     @property
     def kernels(self) -> list[str]:
@@ -124,9 +125,34 @@ def load_scenarios() -> list[Scenario]:
         exp = script.with_suffix(".expect")
         hosts = [h for h in (script.with_name(script.stem + ".host.sh"),
                              script.with_name(script.stem + ".host.py")) if h.exists()]
-        out.append(Scenario(script.stem, script, parse_expect(exp) if exp.exists() else [],
-                            settings, hosts[0] if hosts else None))
+        error = None
+        try:
+            expect = parse_expect(exp) if exp.exists() else []
+        except LabError as e:
+            expect, error = [], str(e)
+        if "generate" in settings and error is None:
+            error = generate(script, settings)
+        out.append(Scenario(script.stem, script, expect, settings, hosts[0] if hosts else None, error))
     return out
+
+
+def generate(script: Path, settings: dict[str, str]) -> str | None:
+    """`# generate: FILE`: FILE (beside the script) prints a JSON list of command lines, one per
+    boot; they become `append.N` and `boots`. Returns why it failed, or None."""
+    gen = script.with_name(settings["generate"])
+    try:
+        r = subprocess.run(["python3", gen], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if r.returncode != 0:
+            return f"{gen.name}: exit {r.returncode}: {r.stderr.decode(errors='replace')[-800:]}"
+        lines = json.loads(r.stdout)
+        if not lines or not all(isinstance(x, str) for x in lines):
+            return f"{gen.name}: expected a non-empty JSON list of strings"
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        return f"{gen.name}: {type(e).__name__}: {e}"
+    for n, line in enumerate(lines, 1):
+        settings[f"append.{n}"] = line
+    settings["boots"] = str(len(lines))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +262,8 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
     results: dict[str, str] = {}
     build = 0.0
     try:
+        if sc.error:
+            raise LabError(sc.error)
         t0 = time.monotonic()
         disk = prepare(sc.setting("boot", 1, "initramfs"), sc, k, outdir)
         build = time.monotonic() - t0
@@ -254,8 +282,12 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
             env = dict(os.environ, LAB_OUT=str(outdir), NESTCORE=str(NESTCORE), REPO=str(REPO),
                        LAB_KERNEL=k.kver, LAB_SERIES=k.series)
             runner = "python3" if sc.host_check.suffix == ".py" else "bash"
-            r = subprocess.run([runner, sc.host_check], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=120)
+            try:
+                r = subprocess.run([runner, sc.host_check], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=120)
+            except subprocess.TimeoutExpired as e:
+                (outdir / "host.log").write_bytes(e.stderr or b"")
+                raise LabError(f"host check {sc.host_check.name} timed out after {e.timeout:.0f} s") from e
             (outdir / "host.log").write_bytes(r.stderr)
             for line in r.stdout.decode(errors="replace").splitlines():
                 if "=" in line:
@@ -265,6 +297,8 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
                 problems.append(f"host check exited {r.returncode}: {r.stderr.decode(errors='replace')[-800:]}")
     except LabError as e:
         problems.append(str(e))
+    except Exception as e:  # noqa: BLE001 - any other failure fails this scenario, not the run
+        problems.append(f"harness error: {type(e).__name__}: {e}")
     (outdir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     pending = []
     if not problems:
@@ -339,29 +373,39 @@ def main() -> int:
     started = time.monotonic()
     kernels: dict[str, Kernel | str] = {}
     for s in series:
+        if s not in KERNELS:
+            kernels[s] = f"unknown kernel series (known: {', '.join(KERNELS)})"
+            continue
         try:
             kernels[s] = kernel(s)
             log(f"lab: kernel {s}: {kernels[s].package} ({(kernels[s].tree / '.version').read_text().strip()})")
-        except LabError as e:
-            kernels[s] = str(e)
+        except Exception as e:  # noqa: BLE001 - every scenario on this kernel fails with the reason
+            kernels[s] = str(e) if isinstance(e, LabError) else f"{type(e).__name__}: {e}"
     outcomes: list[Outcome] = []
-    for sc in scenarios:
-        for s in sc.kernels:
-            if s not in series:
-                continue
-            k = kernels[s]
-            if isinstance(k, str):
-                o = Outcome(sc.name, s, False, 0.0, [f"kernel {s}: {k}"], [])
-            else:
-                o = run_scenario(sc, k, args.keep)
-            outcomes.append(o)
-            label = "PASS" if o.ok else "FAIL"
-            built = f" (+{o.build:.0f} s building images)" if o.build >= 1 else ""
-            log(f"{label} {o.scenario:28} {o.kernel:24} {o.seconds:6.1f} s{built}")
-            for p in o.problems + o.pending:
-                log(f"     {p}")
+    try:
+        for sc in scenarios:
+            for s in sc.kernels:
+                if s not in series:
+                    continue
+                k = kernels[s]
+                if isinstance(k, str):
+                    o = Outcome(sc.name, s, False, 0.0, [f"kernel {s}: {k}"], [])
+                else:
+                    o = run_scenario(sc, k, args.keep)
+                outcomes.append(o)
+                label = "PASS" if o.ok else "FAIL"
+                built = f" (+{o.build:.0f} s building images)" if o.build >= 1 else ""
+                log(f"{label} {o.scenario:28} {o.kernel:24} {o.seconds:6.1f} s{built}")
+                for p in o.problems + o.pending:
+                    log(f"     {p}")
+    except KeyboardInterrupt:
+        outcomes.append(Outcome("(interrupted)", "-", False, 0.0, ["interrupted"], []))
+        log("FAIL (interrupted)")
     summary = LAB / "summary.json"
-    summary.write_text(json.dumps([o.__dict__ for o in outcomes], indent=1) + "\n")
+    try:
+        summary.write_text(json.dumps([o.__dict__ for o in outcomes], indent=1) + "\n")
+    except OSError as e:
+        log(f"lab: cannot write {summary}: {e}")
     passed = sum(o.ok for o in outcomes)
     failed = len(outcomes) - passed
     pending = sum(1 for o in outcomes if not o.ok and not o.problems)

@@ -1,6 +1,8 @@
 # libvirt as in the guide, in the Debian L1 of 5c (AMD, kvm_amd nested=1): a real libvirtd
 # defines and starts a domain with the <cpu> that `nestcore guest-cpu --for-host` prints, and a
-# qemu64 domain (QEMU hides svm from it under KVM) before and after `--ensure-nested`. Each
+# qemu64 domain (QEMU hides svm from it under KVM) before and after `--ensure-nested`; then
+# `nestcore guests --apply` fixes the defined qemu64 domain itself (its edited definition goes to
+# libvirt with `virsh define`) and `virsh start` of that definition gives its guest svm. Each
 # guest boots a small image whose init reports what nestcore sees there.
 # kernels: 6.1
 # boot: debian
@@ -43,19 +45,26 @@ XML
 # NAME.define.rc, NAME.start.rc and the guest's own results as NAME.*.
 boot_domain() {
     run $1.define in_root virsh -c qemu:///system define "$2"
-    run $1.start in_root virsh -c qemu:///system start "$1"
+    start_domain $1 $1
+}
+
+# start_domain NAME KEY: start the domain as libvirt has it defined, wait until it has shut off,
+# report KEY.start.rc, KEY.state, KEY.qemu_cpu and the guest's own results as KEY.*.
+start_domain() {
+    rm -f $L/$1.res $L/$1.console
+    run $2.start in_root virsh -c qemu:///system start "$1"
     _end=$(($(cut -d. -f1 /proc/uptime) + ${DOMAIN_TIMEOUT:-150}))
     while [ "$(in_root virsh -c qemu:///system domstate "$1" 2> /dev/null)" = running ] &&
         [ "$(cut -d. -f1 /proc/uptime)" -lt $_end ]; do
         sleep 1
     done
-    result $1.state "$(in_root virsh -c qemu:///system domstate "$1" 2>&1)"
+    result $2.state "$(in_root virsh -c qemu:///system domstate "$1" 2>&1)"
     in_root virsh -c qemu:///system destroy "$1" > /dev/null 2>&1
-    result $1.qemu_cpu "$(grep -o -- '-cpu [^ ]*' /mnt/root/var/log/libvirt/qemu/$1.log | tail -n 1)"
+    result $2.qemu_cpu "$(grep -o -- '-cpu [^ ]*' /mnt/root/var/log/libvirt/qemu/$1.log | tail -n 1)"
     echo "== $1: the guest's console, then libvirt's QEMU log"
     tail -n 15 $L/$1.console
     tail -n 8 /mnt/root/var/log/libvirt/qemu/$1.log
-    tr -d '\r' < $L/$1.res | sed "s/^/$1./" > $RES
+    tr -d '\r' < $L/$1.res | sed "s/^/$2./" > $RES
 }
 
 # The folders the packages' postinst and systemd-tmpfiles would make.
@@ -85,6 +94,28 @@ diff -U0 $L/lab-ensured.orig.xml $L/lab-ensured.xml | grep '^[-+][^-+]' > $OUT/e
 result ensure.changed "$(grep -c . $OUT/ensure.diff)"
 result ensure.other_changes "$(grep -v -e '<cpu' -e '<feature' -e '</cpu>' $OUT/ensure.diff)"
 boot_domain lab-ensured /var/lib/lab/lab-ensured.xml
+
+# 3. `nestcore guests` finds the three defined domains through virsh; only lab-qemu64 lacks svm.
+# --apply edits its definition (ensure_nested) and hands it to libvirt (`virsh define`); the
+# same domain, started as libvirt now has it, sees svm.
+gx() { jqr $1 "[.guests[] | select(.name == \"$2\")][0] | $3"; }
+run guests in_root nestcore guests --json
+result guests.names "$(jqr guests '[.guests[].name] | sort | join(" ")')"
+result guests.read_from "$(gx guests lab-qemu64 .read_from)"
+result guests.qemu64 "$(gx guests lab-qemu64 .gets_extension)"
+result guests.qemu64_reason "$(gx guests lab-qemu64 .reason.code)"
+result guests.rec "$(gx guests lab-rec .gets_extension)"
+result guests.ensured "$(gx guests lab-ensured .gets_extension)"
+run apply in_root nestcore guests --json --apply
+result apply.applied "$(jqr apply '[.applied[] | select(.error == null) | .name] | join(" ")')"
+result apply.errors "$(jqr apply '[.applied[] | select(.error != null) | "\(.name): \(.error)"] | join("; ")')"
+result apply.after_qemu64 "$(jqr apply '[.after.guests[] | select(.name == "lab-qemu64")][0].gets_extension')"
+run dumpxml in_root virsh -c qemu:///system dumpxml --inactive lab-qemu64
+result dumpxml.svm "$(grep -o "<feature policy=.require. name=.svm./>" $OUT/dumpxml)"
+result dumpxml.model "$(grep -o "<model[^>]*>[^<]*</model>" $OUT/dumpxml)"
+start_domain lab-qemu64 lab-fixed
+run guests_after in_root nestcore guests --json
+result guests_after.qemu64 "$(gx guests_after lab-qemu64 .gets_extension)"
 result libvirt_log "$(tail -n 3 /mnt/root/var/log/libvirt/libvirtd.log 2> /dev/null)"
 in_root sh -c 'kill $(cat /run/libvirtd.pid) $(cat /run/virtlogd.pid)'
 leave_root
