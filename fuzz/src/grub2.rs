@@ -49,6 +49,14 @@ pub fn run(data: &[u8]) {
 }
 
 fn check_edit(text: &str, var: &str, other: &str, old: Option<&str>, edit: &ArgsEdit) {
+    // A value with a line break is never edited: grub-mkconfig writes `linux ... ro ${args}`
+    // into grub.cfg through a here-document (10_linux), so the text after the break is a GRUB
+    // command, not kernel arguments; keeping or dropping the break would both be wrong.
+    if old.is_some_and(|v| v.contains('\n')) {
+        let r = grub2::edit(text, var, edit);
+        assert!(r.is_err(), "a value with a line break edited: {text:?} -> {r:?}");
+        return;
+    }
     let Ok(out) = grub2::edit(text, var, edit) else {
         return;
     };

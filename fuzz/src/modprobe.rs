@@ -38,12 +38,19 @@ pub fn run(data: &[u8]) {
             logical.iter().any(|l| l.line == o.line && l.text == o.text),
             "{o:?}"
         );
-        // Normalized: `-` is `_` (in module names outside brackets, as kmod keeps them).
-        let outside: String = o
-            .module
-            .split('[')
-            .map(|p| p.split_once(']').map_or(p, |(_, r)| r))
-            .collect();
+        // Normalized: `-` is `_` in module names outside brackets, as kmod keeps them. A `[`
+        // opens a range that ends at the first `]` after it; brackets do not nest (libkmod-util.c
+        // `underscores`: `i += strcspn(&s[i], "]")`; kmod 30 keeps `a[-[]` as it is).
+        let mut outside = String::new();
+        let mut in_range = false;
+        for c in o.module.chars() {
+            match c {
+                '[' if !in_range => in_range = true,
+                ']' if in_range => in_range = false,
+                c if !in_range => outside.push(c),
+                _ => {}
+            }
+        }
         assert!(
             !outside.contains('-') && !o.param.contains('-'),
             "not normalized: {o:?}"

@@ -425,6 +425,23 @@ mod tests {
         assert!(parse_options("f", "\t\r# x\n").is_empty());
     }
 
+    /// A `[` opens a range that ends at the first `]`; brackets do not nest, so in `a[-[]` the
+    /// `-` is inside the range and stays (kmod 30: `modprobe -n -C DIR --showconfig` prints
+    /// `options a[-[] ax -b=1`; libkmod-util.c `underscores`: `i += strcspn(&s[i], "]")`).
+    /// An unclosed `[` or a stray `]` makes kmod ignore the line ("ignoring bad line").
+    /// fuzz/regressions/modprobe/bracket-range-ends-at-first-close: the target's own oracle had
+    /// split the name at every `[`.
+    #[test]
+    fn a_bracket_range_ends_at_the_first_close() {
+        let o = parse_options("f", "options a[-[] ax -b=1\n");
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(o[0].module, "a[-[]");
+        assert_eq!(o[0].param, "ax");
+        let o = parse_options("f", "options f-[x-y]-g z=1\n");
+        assert_eq!(o[0].module, "f_[x-y]_g");
+        assert!(parse_options("f", "options c[- x=1\noptions e]- y=1\n").is_empty());
+    }
+
     fn host_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
         let d = tempfile::tempdir().unwrap();
         for (p, t) in files {

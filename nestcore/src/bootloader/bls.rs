@@ -60,7 +60,8 @@ pub fn parse(text: &str) -> Entry {
 /// parameters), adding an `options` line when the entry has none and the edit adds something.
 ///
 /// # Errors
-/// As [`ArgsEdit::apply_diverting`].
+/// [`Error::Parse`] when a quote opened on one `options` line is closed on a later one (the
+/// kernel reads the lines joined); else as [`ArgsEdit::apply_diverting`].
 pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
     let mut lines = split_lines(text);
     let idx: Vec<usize> = lines
@@ -81,6 +82,23 @@ pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
         out.push_str(&format!("options {}\n", new.trim_start()));
         return Ok(out);
     };
+    // systemd-boot joins the options lines with a space and the kernel's quotes span the join:
+    // with a quote open at the end of a line that another options line follows, the parameters
+    // are not those of the lines one by one, and no line-by-line edit is right.
+    let mut open = false;
+    for &li in &idx[..idx.len() - 1] {
+        open ^= lines[li].text.matches('"').count() % 2 == 1;
+        if open {
+            return Err(Error::parse(
+                "BLS entry",
+                format!(
+                    "line {}: a quote opened on this options line is closed on a later one: {:?}",
+                    li + 1,
+                    lines[li].text
+                ),
+            ));
+        }
+    }
     // Parameters set on the first line must not be overridden by a later one.
     for &li in later {
         let k = keyword_line(&lines[li].text, false).map(|k| (k.indent.len() + k.keyword.len(), ()));
@@ -218,6 +236,24 @@ mod tests {
         assert_eq!(parse(t).options, None);
         let out = edit_entry(t, &ArgsEdit::set("kvm-intel.nested", "1")).unwrap();
         assert_eq!(out, "title x\noptions= a1\noptions kvm-intel.nested=1\n");
+    }
+
+    /// systemd-boot joins the `options` lines of an entry with one space (boot.c: `xasprintf("%ls
+    /// %ls", entry->options, new)`) and the kernel reads quotes across the join: a quote left
+    /// open at the end of one `options` line is closed on the next, and the parameters between
+    /// are not the ones a line-by-line edit sees. Such an entry is refused, unchanged
+    /// (fuzz/regressions/bls/quote-open-across-options-lines: `--remove-args rw` left `rw`).
+    #[test]
+    fn a_quote_open_across_options_lines_is_refused() {
+        let t = "options \"a\noptions \" rw\n";
+        assert_eq!(parse(t).options.as_deref(), Some("\"a \" rw"));
+        let e = edit_entry(t, &ArgsEdit::unset("rw")).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse, "{e}");
+        assert!(edit_entry(t, &ArgsEdit::set("kvm-intel.nested", "1")).is_err());
+        // Quotes closed on their own line, or open on the last line only, are edited.
+        let t = "options \"a b\"\noptions rw \"c\n";
+        let out = edit_entry(t, &ArgsEdit::unset("rw")).unwrap();
+        assert_eq!(out, "options \"a b\"\noptions \"c\n");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::{edit_region, join_lines, keyword_line, split_lines, ArgsEdit, Line, Selection};
 use crate::cmdline::Cmdline;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One `label` stanza.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,8 @@ pub struct Entry {
     pub end_line: usize,
     /// The kernel path (`kernel` or `linux` line), if any.
     pub kernel: Option<String>,
-    /// Line index of the `append` line, if any.
+    /// Line index of the `append` line, if any: the last one, which syslinux keeps (a later
+    /// `append` replaces an earlier one).
     pub append_line: Option<usize>,
     /// Line index of the `root` line, if any.
     pub root_line: Option<usize>,
@@ -72,7 +73,7 @@ pub fn parse(text: &str) -> Config {
                 "kernel" | "linux" if e.kernel.is_none() => {
                     e.kernel = Some(k.rest.split([' ', '\t']).next().unwrap_or("").to_string())
                 }
-                "append" if e.append_line.is_none() => e.append_line = Some(i),
+                "append" => e.append_line = Some(i),
                 "root" if e.root_line.is_none() => e.root_line = Some(i),
                 "menu" if k.rest.trim().eq_ignore_ascii_case("default") => e.menu_default = true,
                 _ => {}
@@ -149,7 +150,8 @@ fn insertion_point(lines: &[Line], first: usize, end: usize) -> (usize, String) 
 /// Edits the `append` lines of the selected entries.
 ///
 /// # Errors
-/// As [`ArgsEdit::apply_diverting`], with the entry's label.
+/// [`Error::Parse`] for a selected stanza with more than one `append` line; else as
+/// [`ArgsEdit::apply_diverting`], with the entry's label.
 pub fn edit(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
     let cfg = parse(text);
     let mut lines = split_lines(text);
@@ -163,6 +165,24 @@ pub fn edit(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
     picked.sort_unstable();
     for i in picked.into_iter().rev() {
         let e = &cfg.entries[i];
+        // syslinux boots with the last append line of a stanza, grubby edits the first: with
+        // several, no edit is both what boots and idempotent.
+        let appends: Vec<usize> = (e.first_line..e.end_line)
+            .filter(|&li| {
+                keyword_line(&lines[li].text, false).is_some_and(|k| k.keyword.eq_ignore_ascii_case("append"))
+            })
+            .collect();
+        if appends.len() > 1 {
+            let at: Vec<String> = appends.iter().map(|li| (li + 1).to_string()).collect();
+            return Err(Error::parse(
+                format!("extlinux entry {:?}", e.title),
+                format!(
+                    "{} append lines (lines {}): syslinux uses the last, grubby edits the first; merge them into one",
+                    appends.len(),
+                    at.join(", ")
+                ),
+            ));
+        }
         let mut root_value: Option<String> = None;
         // The append line split after its keyword; the region keeps the separator.
         let append = e.append_line.and_then(|li| {
@@ -287,6 +307,35 @@ mod tests {
             cmdlines(&out, &Selection::all_linux())[0].1.get("quiet"),
             Some(None)
         );
+    }
+
+    /// syslinux keeps the last `append` line of a stanza (readconfig.c: a later `append`
+    /// replaces `ld.append`), grubby edits the first. With two, the edit was not what boots,
+    /// and not idempotent: an emptied first line was removed, so the second took its place and
+    /// the next run edited that (fuzz/regressions/extlinux/two-append-lines-in-a-stanza). Such
+    /// a stanza is now refused; the others are still edited.
+    #[test]
+    fn a_stanza_with_two_append_lines_is_refused() {
+        let t = "label a\n  linux /v\n  append ro\n  append quiet\nlabel b\n  linux /w\n  append x\n";
+        let c = cmdlines(t, &Selection::all_linux());
+        assert_eq!(c[0].1.get("quiet"), Some(None), "{c:?}");
+        assert_eq!(c[0].1.get("ro"), None, "{c:?}");
+        for e in [
+            ArgsEdit::set("kvm-amd.nested", "1"),
+            ArgsEdit::unset("ro"),
+            ArgsEdit::default(),
+        ] {
+            let err = edit(t, &Selection::all_linux(), &e).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Parse, "{err}");
+            assert!(err.to_string().contains("append lines"), "{err}");
+        }
+        let only_b = Selection {
+            target: Target::Indexes(vec![1]),
+            boot_prefix: None,
+            only_linux: true,
+        };
+        let out = edit(t, &only_b, &ArgsEdit::set("kvm-amd.nested", "1")).unwrap();
+        assert_eq!(out, t.replace("append x", "append x kvm-amd.nested=1"));
     }
 
     #[test]

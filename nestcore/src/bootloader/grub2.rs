@@ -349,7 +349,8 @@ fn check_plain(text: &str, a: &Assignment, var: &str) -> Result<()> {
 /// and the edit adds something. Returns the new text.
 ///
 /// # Errors
-/// [`Error::Parse`] for a value nestcore cannot rewrite safely; [`Error::InvalidInput`] for an
+/// [`Error::Parse`] for a value nestcore cannot rewrite safely (shell expansion, escapes, a
+/// line break); [`Error::InvalidInput`] for an
 /// argument that cannot be written inside the value's quotes.
 pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
     let (all, continued) = scan(text, var)?;
@@ -357,8 +358,9 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
         Some(a) => {
             check_plain(text, a, var)?;
             let old = &text[a.content.clone()];
-            let new = edit.apply_to(old)?;
             let refers = a.quote == Quote::Double && old.contains('$');
+            check_one_line(text, a, var, refers)?;
+            let new = edit.apply_to(old)?;
             if new == old {
                 if refers {
                     check_effective(text, var, edit)?;
@@ -402,6 +404,26 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
             Ok(out)
         }
     }
+}
+
+/// Refuses a value that holds a line break (itself or through a variable it refers to):
+/// grub-mkconfig writes `linux ... ro ${args}` into grub.cfg through a here-document
+/// (10_linux), so what follows the break is a GRUB command of its own, not kernel arguments. An
+/// edit could neither keep the break (its arguments would not reach the kernel) nor drop it
+/// (data lost, and arguments that never applied would apply).
+fn check_one_line(text: &str, a: &Assignment, var: &str, refers: bool) -> Result<()> {
+    let raw = &text[a.content.clone()];
+    let broken = raw.contains('\n') || (refers && value(text, var)?.is_some_and(|v| v.contains('\n')));
+    if broken {
+        return Err(Error::parse(
+            "/etc/default/grub",
+            format!(
+                "line {}: {var} holds a line break, which grub-mkconfig would write into grub.cfg's linux line, splitting it: {raw:?}",
+                a.line
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// After an edit of a value that refers to other variables (`"$GRUB_CMDLINE_LINUX quiet"`),
@@ -469,6 +491,36 @@ mod tests {
 
     const DEB: &str = "# If you change this file, run 'update-grub'\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\nGRUB_CMDLINE_LINUX=\"\"   # keep\n";
 
+    /// A line break inside the value: grub-mkconfig writes `linux ... ro ${args}` into grub.cfg
+    /// through a here-document (10_linux), so what follows the break becomes a GRUB command of
+    /// its own and never reaches the kernel. An edit can neither keep the break (its arguments
+    /// would not be the kernel's) nor drop it (data lost, other arguments suddenly applied): it
+    /// is refused, the file unchanged (fuzz/regressions/grub2/line-break-in-a-value: the edit
+    /// had joined the two lines).
+    #[test]
+    fn a_value_with_a_line_break_is_not_edited() {
+        for t in [
+            "GRUB_CMDLINE_LINUX='a\n b'\n",
+            "GRUB_CMDLINE_LINUX=\"a\nb\"\n",
+            "X=\"a\nb\"\nGRUB_CMDLINE_LINUX=\"$X c\"\n",
+        ] {
+            assert!(value(t, CMDLINE_VAR).unwrap().unwrap().contains('\n'), "{t:?}");
+            for e in [
+                ArgsEdit::set("kvm-amd.nested", "1"),
+                ArgsEdit::unset("b"),
+                ArgsEdit::unset("kvm-amd.nested"),
+            ] {
+                let err = edit(t, CMDLINE_VAR, &e).unwrap_err();
+                assert_eq!(err.kind(), crate::ErrorKind::Parse, "{t:?}: {err}");
+                assert!(err.to_string().contains("line break"), "{err}");
+            }
+        }
+        // The other variable's line break does not stop an edit of this one.
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT='a\nb'\nGRUB_CMDLINE_LINUX='c'\n";
+        let out = edit(t, CMDLINE_VAR, &ArgsEdit::set("kvm-amd.nested", "1")).unwrap();
+        assert_eq!(out, t.replace("'c'", "'c kvm-amd.nested=1'"));
+    }
+
     #[test]
     fn edits_last_assignment_keeping_quotes_and_comment() {
         let out = edit(DEB, CMDLINE_VAR, &ArgsEdit::set("kvm-intel.nested", "1")).unwrap();
@@ -503,13 +555,15 @@ mod tests {
         );
     }
 
+    /// Quotes in comments and other values; a multi-line value of another variable is stepped
+    /// over (one of this variable is refused: `a_value_with_a_line_break_is_not_edited`).
     #[test]
     fn multi_line_and_quotes_in_comments() {
-        let t = "# don't panic\nGRUB_CMDLINE_LINUX=\"a\n  b\"\nGRUB_X=\"GRUB_CMDLINE_LINUX=no\"\n";
+        let t = "# don't panic\nGRUB_CMDLINE_LINUX=\"a  b\"\nGRUB_X=\"GRUB_CMDLINE_LINUX=no\n'\"\n";
         let out = edit(t, CMDLINE_VAR, &ArgsEdit::unset("a")).unwrap();
         assert_eq!(
             out,
-            "# don't panic\nGRUB_CMDLINE_LINUX=\"b\"\nGRUB_X=\"GRUB_CMDLINE_LINUX=no\"\n"
+            "# don't panic\nGRUB_CMDLINE_LINUX=\"b\"\nGRUB_X=\"GRUB_CMDLINE_LINUX=no\n'\"\n"
         );
     }
 
