@@ -233,8 +233,8 @@ impl CpuArg {
     /// Parses a `-cpu` value, normalising as described in the module documentation.
     ///
     /// # Errors
-    /// [`Error::Parse`] for an empty model, an empty option, names outside `[A-Za-z0-9._-]+`, or
-    /// a NUL (no program argument can carry one).
+    /// [`Error::Parse`] for an empty model, an empty option, names outside `[A-Za-z0-9._-]+`, a
+    /// NUL (no program argument can carry one) or another control character inside the value.
     pub fn parse(s: &str) -> Result<CpuArg> {
         Self::parse_with_notes(s).map(|(arg, _)| arg)
     }
@@ -249,6 +249,15 @@ impl CpuArg {
             return Err(Error::parse(
                 what,
                 format!("{s:?} holds a NUL, which no program argument can carry"),
+            ));
+        }
+        if let Some(c) = s.trim().chars().find(|c| c.is_control()) {
+            return Err(Error::parse(
+                what,
+                format!(
+                    "{s:?} holds the control character U+{:04X}: no CPU model, feature or property takes one",
+                    u32::from(c)
+                ),
             ));
         }
         let mut parts = split_options(s.trim()).into_iter();
@@ -448,6 +457,26 @@ mod tests {
     /// Found by the qemu_cpu fuzz target (fuzz/regressions/qemu_cpu/nul-in-a-value): a value
     /// with a NUL was accepted and rendered back, but no program argument can hold a NUL
     /// (execve takes C strings), so the `-cpu` argument could never reach QEMU.
+    /// Found by the campaign (fuzz/regressions/qemu_cpu/control-character-in-a-value): a value
+    /// ending in a newline inside the argument (`s=f\n,4=x`) rendered as the last option, where
+    /// parse trims it: parse(render(x)) != x. A control character in a `-cpu` value is refused,
+    /// like a NUL: no CPU model, feature or property takes one, and nestcore never writes one
+    /// into a configuration (issue 13). White space around the whole value is still trimmed.
+    #[test]
+    fn a_control_character_is_refused() {
+        for s in [
+            "host,s=f\n,vmx=on",
+            "host,model-id=a\u{1}b",
+            "qemu64,vmx=on\t,x=1",
+            "host\r,vmx=on",
+        ] {
+            let e = CpuArg::parse(s).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Parse, "{s:?}");
+            assert!(e.to_string().contains("control character"), "{e}");
+        }
+        assert_eq!(CpuArg::parse("host,vmx=on\n").unwrap().to_string(), "host,vmx=on");
+    }
+
     #[test]
     fn a_nul_is_refused() {
         for s in ["host,vmx=o\0ff", "host,model-id=a\0b", "qemu64\0,vmx=on"] {
