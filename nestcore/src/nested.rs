@@ -873,6 +873,7 @@ pub fn plan_with(host: &Host, want: Want, persist: Persist, opts: Options) -> Re
             changes.join(", ")
         )
     };
+    p.put_actions_in_apply_order();
     Ok(p)
 }
 
@@ -1596,6 +1597,7 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
         )
     };
     p.summary = summary + &remains;
+    p.put_actions_in_apply_order();
     Ok(p)
 }
 

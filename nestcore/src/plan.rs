@@ -861,6 +861,16 @@ impl Plan {
         self.actions.is_empty()
     }
 
+    /// Orders the actions as [`Plan::apply`] takes them: every file first, then the programs,
+    /// the module reload last; a stable sort, so each group keeps its order.
+    pub(crate) fn put_actions_in_apply_order(&mut self) {
+        self.actions.sort_by_key(|a| match a {
+            _ if a.path().is_some() => 0u8,
+            Action::ReloadModule { .. } => 2,
+            _ => 1,
+        });
+    }
+
     /// A human-readable rendering: summary, actions with diffs, timeline, notes, warnings,
     /// blockers (each with its remedy).
     pub fn render(&self) -> String {

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use nestcore::nested::{self, Options, Persist, Want};
-use nestcore::plan::{CommandOutput, RecordingExecutor};
+use nestcore::plan::{Action, CommandOutput, RecordingExecutor};
 use nestcore::Host;
 
 fn fixtures() -> PathBuf {
@@ -144,6 +144,24 @@ fn run_case(dir: &Path, failures: &mut Vec<String>) {
             return;
         }
     };
+    // Review B10: the steps are shown in the order apply takes them (Plan::actions' contract):
+    // every file first, then programs, the module reload last.
+    let order: Vec<u8> = plan
+        .actions
+        .iter()
+        .map(|a| match a {
+            _ if a.path().is_some() => 0,
+            Action::ReloadModule { .. } => 2,
+            _ => 1,
+        })
+        .collect();
+    if !order.windows(2).all(|w| w[0] <= w[1]) {
+        failures.push(format!(
+            "{}: the steps are not in apply order:\n{}",
+            dir.display(),
+            plan.render()
+        ));
+    }
     let mut rendered = plan.render();
     let applied = plan.apply(&host, &exec);
     match &applied {

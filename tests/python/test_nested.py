@@ -51,13 +51,13 @@ def test_debian_grub2_plan_apply_and_again(tmp_path):
     assert not plan.is_empty and plan.blockers == ()
     assert plan.text() == golden_plan_text("debian-grub2")
     kinds = [a.kind for a in plan.actions]
-    assert kinds == ["write_file", "run", "write_file", "write_file", "run"]
+    assert kinds == ["write_file", "write_file", "write_file", "run", "run"], "files first, as apply takes them"
     first = plan.actions[0]
     assert first.path == "/etc/modprobe.d/nestcore-kvm.conf"
     assert first.description.startswith("create /etc/modprobe.d/nestcore-kvm.conf: ")
     assert first.diff is not None and first.diff.startswith("--- /dev/null\n+++ /etc/modprobe.d/nestcore-kvm.conf\n")
-    assert plan.actions[1].path is None and plan.actions[1].diff is None
-    assert plan.actions[1].description.startswith("run `update-initramfs -u -k all`")
+    assert plan.actions[3].path is None and plan.actions[3].diff is None
+    assert plan.actions[3].description.startswith("run `update-initramfs -u -k all`")
     assert plan.diff() == "".join(a.diff for a in plan.actions if a.diff is not None)
     assert all(a.diff in plan.text() for a in plan.actions if a.diff)
     assert isinstance(plan.timeline, tuple) and all(isinstance(t, tuple) and len(t) == 2 for t in plan.timeline)
@@ -104,7 +104,7 @@ def test_centos6_grub_legacy_runtime_deferred(tmp_path):
     root = copy_root("centos6-grub-legacy", tmp_path)
     plan = nestcore.plan_nested(str(root), persist=("runtime", "modprobe", "cmdline"))
     assert plan.text() == golden_plan_text("centos6-grub-legacy")
-    assert plan.actions[0].kind == "reload_module"
+    assert plan.actions[-1].kind == "reload_module"
     assert ("now", "kvm_intel reloaded with nested=1") in plan.timeline
     report = plan.apply()
     assert report.written == ("/etc/modprobe.d/nestcore-kvm.conf", "/boot/grub/grub.conf")
@@ -265,7 +265,7 @@ def test_plan_value_semantics(tmp_path):
     assert "actions=(PlanAction(kind='write_file', description='create /etc/modprobe.d/nestcore-kvm.conf" in r
     d = a.to_dict()
     assert d["want"] == "on" and d["persist"] == ["modprobe", "cmdline"]
-    assert d["actions"][1] == {"kind": "run", "description": a.actions[1].description, "path": None, "diff": None}
+    assert d["actions"][3] == {"kind": "run", "description": a.actions[3].description, "path": None, "diff": None}
     assert d["timeline"][0] == list(a.timeline[0])
     assert json.loads(a.to_json()) == d
     assert a.actions[0].to_dict() == d["actions"][0]
