@@ -234,7 +234,8 @@ impl CpuArg {
     ///
     /// # Errors
     /// [`Error::Parse`] for an empty model, an empty option, names outside `[A-Za-z0-9._-]+`, a
-    /// NUL (no program argument can carry one) or another control character inside the value.
+    /// NUL (no program argument can carry one), another control character inside the value, or an
+    /// option value with white space at an end.
     pub fn parse(s: &str) -> Result<CpuArg> {
         Self::parse_with_notes(s).map(|(arg, _)| arg)
     }
@@ -318,6 +319,14 @@ impl CpuArg {
                 2 => e.minus = true,
                 _ => {
                     let value = part.split_once('=').map_or("on", |(_, v)| v);
+                    if value.trim() != value {
+                        return Err(Error::parse(
+                            what,
+                            format!(
+                                "the value {value:?} of {name} has white space at an end: the argument is trimmed as a whole, so it could not be written back the same"
+                            ),
+                        ));
+                    }
                     e.prop = Some(match value {
                         "on" | "yes" | "true" => OptValue::On,
                         "off" | "no" | "false" => OptValue::Off,
@@ -475,6 +484,21 @@ mod tests {
             assert!(e.to_string().contains("control character"), "{e}");
         }
         assert_eq!(CpuArg::parse("host,vmx=on\n").unwrap().to_string(), "host,vmx=on");
+    }
+
+    /// Found by the campaign (fuzz/regressions/qemu_cpu/space-at-the-end-of-a-value): `_=x ,v`
+    /// kept the value "x " and, the option rendered last, parse trimmed its space. A value with
+    /// white space at either end is refused: the argument is trimmed as a whole, so such a value
+    /// cannot be written where it reads back the same (QEMU itself would not take "on " either).
+    #[test]
+    fn a_value_with_white_space_at_its_ends_is_refused() {
+        for s in ["max,_=x ,v", "host,model-id= a", "host,vmx=on ,svm=off"] {
+            let e = CpuArg::parse(s).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Parse, "{s:?}");
+            assert!(e.to_string().contains("white space"), "{e}");
+        }
+        let a = CpuArg::parse("host,model-id=a b").unwrap();
+        assert_eq!(CpuArg::parse(&a.to_string()).unwrap(), a);
     }
 
     #[test]
