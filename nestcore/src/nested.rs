@@ -1538,13 +1538,20 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
             let Some((program, args)) = c.split_first() else {
                 continue;
             };
+            // What the command does again, from the command itself: guests' programs take
+            // effect when the guest (or nova-compute) restarts, the boot ones at a reboot.
+            let (reason, when) = match program.as_str() {
+                "virsh" => ("define the restored domain in libvirt", When::AfterRestart),
+                "systemctl" => ("restart the service so it reads the restored file", When::Now),
+                _ => ("regenerate from the restored configuration", When::AfterReboot),
+            };
             p.actions.push(Action::Run {
                 command: Command {
                     program: program.clone(),
                     args: args.to_vec(),
                 },
-                reason: "regenerate from the restored configuration".into(),
-                when: When::AfterReboot,
+                reason: reason.into(),
+                when,
             });
         }
     }
@@ -1560,10 +1567,26 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
             "the module loads with the modprobe.d options it had before".into(),
         ));
     }
-    if wrote_any {
+    let written = || p.actions.iter().filter_map(Action::path);
+    let regenerates = p.actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Run {
+                when: When::AfterReboot,
+                ..
+            }
+        )
+    });
+    if regenerates || written().any(|x| undo_when(x) == When::AfterReboot) {
         p.timeline.push((
             When::AfterReboot,
             "the host boots with the configuration it had before".into(),
+        ));
+    }
+    if written().any(is_guest_definition) {
+        p.timeline.push((
+            When::AfterRestart,
+            "each guest gets the CPU it had before at its next full stop and start".into(),
         ));
     }
     p.undoes = Some(m.id.clone());
@@ -1605,9 +1628,18 @@ pub fn plan_undo(host: &Host) -> Result<Plan> {
 fn undo_when(path: &str) -> When {
     if path.contains("/modprobe.d/") {
         When::AfterReload
+    } else if is_guest_definition(path) {
+        When::AfterRestart
     } else {
         When::AfterReboot
     }
+}
+
+/// A file `nestcore guests` edits: a libvirt domain, nova's configuration, a Proxmox VM.
+fn is_guest_definition(path: &str) -> bool {
+    ["/etc/libvirt/", "/etc/nova/", "/etc/pve/"]
+        .iter()
+        .any(|d| path.starts_with(d))
 }
 
 /// What `nestcore enable` prints and its exit code: 0 when the host is (or, after `apply`,

@@ -237,3 +237,47 @@ fn one_guests_apply_is_one_undo_step() {
     assert_eq!(undo.status.code(), Some(0));
     assert_eq!(outside_store(root.path()), before);
 }
+
+/// One `guests --apply` fixing a libvirt domain (a file) and a Proxmox VM (`qm set`, which
+/// edits Proxmox's configuration itself): undo restored the domain and then re-ran every
+/// recorded program, `qm set VMID --cpu host` included, so it applied the Proxmox fix again.
+/// Undo re-runs only what regenerates from restored files (qm is never recorded), does not claim
+/// the Proxmox VMs, and their fix says how to go back by hand.
+#[test]
+fn undo_never_runs_a_guests_fix_again() {
+    let (root, cpuid) = common::guest_fixture_root("proxmox");
+    let q = root.path().join("etc/libvirt/qemu");
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::write(
+        q.join("plain.xml"),
+        "<domain type='kvm'>\n  <name>plain</name>\n  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n</domain>\n",
+    )
+    .unwrap();
+    let r = root.path().to_str().unwrap();
+    let out = guests(root.path(), &cpuid, &["--apply"]);
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("qm set"), "the fixture has a Proxmox fix: {s}");
+    assert!(s.contains("virsh -c qemu:///system define"), "{s}");
+    let undo = nestcore(&["enable", "--undo", "--root", r]);
+    let u = String::from_utf8(undo.stdout).unwrap();
+    assert!(u.starts_with("Undo apply 0001"), "{u}");
+    assert!(
+        !u.contains("run `qm"),
+        "undo would apply the Proxmox fix again: {u}"
+    );
+    assert!(
+        u.contains("define /etc/libvirt/qemu/plain.xml`: define the restored domain"),
+        "{u}"
+    );
+    // Review B9: a domain is not the host's boot configuration.
+    assert!(!u.contains("after a reboot"), "{u}");
+    assert!(
+        u.contains("after a restart: each guest gets the CPU it had before"),
+        "{u}"
+    );
+    assert!(!u.contains("proxmox"), "undo does not claim the Proxmox VMs: {u}");
+    assert!(
+        s.contains("not undoable by nestcore") && s.contains("`qm set 102 --cpu x86-64-v2-AES` puts it back"),
+        "the Proxmox fix says how to go back: {s}"
+    );
+}

@@ -500,8 +500,15 @@ pub fn apply(report: &GuestsReport, host: &Host, exec: &dyn Executor) -> Vec<App
         })
         .collect();
     let plans: Vec<&Plan> = todo.iter().filter_map(|g| g.fix.as_ref()).collect();
+    // The transaction holds the guests whose fix changes files; a fix by program alone (Proxmox's
+    // `qm set`) leaves nothing in it to undo, so it is not named (its plan says how to go back).
     let names: Vec<String> = todo
         .iter()
+        .filter(|g| {
+            g.fix
+                .as_ref()
+                .is_some_and(|p| p.actions.iter().any(|a| a.path().is_some()))
+        })
         .map(|g| format!("{} {}", g.source.as_str(), g.name))
         .collect();
     let summary = format!(

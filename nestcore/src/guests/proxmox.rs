@@ -451,6 +451,25 @@ fn fix_plan(
     if !kvm {
         args.extend_from_slice(&["--kvm", "1"]);
     }
+    // `qm set` writes Proxmox's own configuration (pmxcfs), so the backup store holds nothing
+    // of it and `nestcore enable --undo` cannot put it back: say how, with what was there.
+    let previous = match &prop.cputype {
+        Some(t) => {
+            let mut v = t.clone();
+            if !prop.flags.is_empty() {
+                v.push_str(&format!(",flags={}", prop.flags.join(";")));
+            }
+            for (k, val) in &prop.rest {
+                v.push_str(&format!(",{k}={val}"));
+            }
+            format!("qm set {vmid} --cpu {v}")
+        }
+        None => format!("qm set {vmid} --delete cpu"),
+    };
+    plan.warnings.push(format!(
+        "not undoable by nestcore: `qm set` writes Proxmox's configuration, of which nestcore keeps no copy; `{previous}`{} puts it back by hand",
+        if kvm { "" } else { " with `--kvm 0`" }
+    ));
     plan.actions.push(Action::Run {
         command: Command::new("qm", &args),
         reason: format!(
