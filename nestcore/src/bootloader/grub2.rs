@@ -391,6 +391,14 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
                 return Ok(text.to_string());
             }
             check_writable("", &new, Quote::Double)?;
+            // A lone backslash that ends the file is a word to the shell; the line end an
+            // append needs would make it a continuation and change what the last line means.
+            if text.bytes().rev().take_while(|&c| c == b'\\').count() % 2 == 1 {
+                return Err(Error::parse(
+                    "/etc/default/grub",
+                    "the file ends in a backslash without a line end: a line appended after it would join the last line (end the file with a newline first)",
+                ));
+            }
             let mut out = text.to_string();
             if !out.is_empty() && !out.ends_with('\n') {
                 out.push('\n');
@@ -490,6 +498,26 @@ mod tests {
     use super::*;
 
     const DEB: &str = "# If you change this file, run 'update-grub'\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\nGRUB_CMDLINE_LINUX=\"\"   # keep\n";
+
+    /// Found by the campaign (fuzz/regressions/grub2/backslash-at-the-end): `X=a   \` with no
+    /// line end. To bash and dash the lone `\` is a command word, so `X=a` is an assignment
+    /// in front of a command and sets nothing; appending a line after it turned the `\` into a
+    /// continuation, which set X. The edit must not change what the shell sees of the other
+    /// variable.
+    #[test]
+    fn a_backslash_at_the_very_end_is_a_word() {
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=a   \\";
+        assert_eq!(value(t, CMDLINE_DEFAULT_VAR).unwrap(), None);
+        // No line end can be appended without joining the last line: refused, the file as
+        // it was. (An edit of a variable the file already sets does not append: it still works.)
+        for t in [t, "X=1 \\", "GRUB_X=a \\", "true \\\\\\"] {
+            let e = edit(t, CMDLINE_VAR, &ArgsEdit::set("kvm-amd.nested", "1")).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Parse, "{t:?}");
+            assert!(e.to_string().contains("ends in a backslash"), "{e}");
+        }
+        let t = "GRUB_CMDLINE_LINUX=\"\"\ntrue \\";
+        assert!(edit(t, CMDLINE_VAR, &ArgsEdit::set("a", "1")).is_ok());
+    }
 
     /// A line break inside the value: grub-mkconfig writes `linux ... ro ${args}` into grub.cfg
     /// through a here-document (10_linux), so what follows the break becomes a GRUB command of
@@ -609,7 +637,7 @@ mod tests {
     /// argument of that command.
     #[test]
     fn an_appended_assignment_after_a_continued_command_is_a_command() {
-        for t in [",GRUB_TIMEOUT=5 \\\n", "true \\\n", "X=1 \\\n", "X=1 \\"] {
+        for t in [",GRUB_TIMEOUT=5 \\\n", "true \\\n", "X=1 \\\n"] {
             let out = edit(t, CMDLINE_VAR, &ArgsEdit::set("a", "1")).unwrap();
             assert_eq!(
                 value(&out, CMDLINE_VAR).unwrap().as_deref(),
@@ -624,7 +652,7 @@ mod tests {
     /// line, so the shell never ran it as a command of its own.
     #[test]
     fn an_appended_assignment_after_a_continued_last_line_is_a_command() {
-        for t in ["GRUB_TIMEOUT=5 \\\n", "GRUB_X=a\\\n", "GRUB_X=a \\"] {
+        for t in ["GRUB_TIMEOUT=5 \\\n", "GRUB_X=a\\\n"] {
             let out = edit(t, CMDLINE_VAR, &ArgsEdit::set("a", "1")).unwrap();
             assert_eq!(
                 value(&out, CMDLINE_VAR).unwrap().as_deref(),
