@@ -226,6 +226,21 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// Found by the campaign (fuzz/regressions/bls/separator-kept-when-the-first-argument-goes):
+    /// `options \r\rx\r` with x removed became `options\r\r`: the space went with the
+    /// argument and the CRs, white space to the kernel but not a BLS separator, renamed the key.
+    #[test]
+    fn the_separator_stays_when_the_first_argument_is_removed() {
+        let t = "title x\noptions \r\rx\r\t\n";
+        let edit = ArgsEdit {
+            remove: Some("x".into()),
+            ..ArgsEdit::default()
+        };
+        let out = edit_entry(t, &edit).unwrap();
+        assert!(out.starts_with("title x\noptions "), "{out:?}");
+        assert!(parse(&out).options.is_some(), "{out:?}");
+    }
+
     /// A key ends at white space only, as systemd-boot (`line_get_key_value(..., " \t", ...)`)
     /// and bootspec.c read it: `options=a1` is a key `options=`, so an edit appends an
     /// `options` line (fuzz/regressions/bls/options-equals-is-not-options: the target's own

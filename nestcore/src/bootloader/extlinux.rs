@@ -262,6 +262,26 @@ mod tests {
     use super::super::Target;
     use super::*;
 
+    /// A CRLF file whose last line has no line end: the appended `append` line and the end of
+    /// that last line use the file's CRLF (fuzz/regressions/extlinux/crlf-ends-an-unterminated-
+    /// last-line: the target's oracle had called the `\r` a change; syslinux reads a CR before
+    /// the line end as white space).
+    #[test]
+    fn an_unterminated_last_line_of_a_crlf_file_ends_in_crlf() {
+        let sel = Selection {
+            target: Target::All,
+            boot_prefix: None,
+            only_linux: false,
+        };
+        let out = edit(
+            "label l\r\n  kernel /v",
+            &sel,
+            &ArgsEdit::set("kvm-amd.nested", "1"),
+        )
+        .unwrap();
+        assert_eq!(out, "label l\r\n  kernel /v\r\n  append kvm-amd.nested=1\r\n");
+    }
+
     const CONF: &str = "default B\nLABEL A\n  KERNEL /vmlinuz-a\n  APPEND ro quiet\nlabel B\n  linux /vmlinuz-b\nlabel DOS\n  com32 chain.c32\n  append hd0 1\n";
 
     #[test]

@@ -339,7 +339,11 @@ pub(crate) fn edit_region(
     let mut e = Editor::new(region);
     edit.apply_diverting(&mut e, divert)?;
     let mut out = e.into_string();
-    if region.trim().is_empty() && !out.trim().is_empty() && !out.starts_with([' ', '\t']) {
+    // The keyword stays separated from what follows by a space or tab (the separator of every
+    // format here): an edit that removed the first argument with the white space before it
+    // must not glue the rest (even a bare CR) to the keyword, which would rename the line.
+    let separated = region.trim().is_empty() || region.starts_with([' ', '\t']);
+    if separated && !out.is_empty() && !out.starts_with([' ', '\t']) {
         out.insert(0, ' ');
     }
     Ok(out)
