@@ -3,7 +3,7 @@
 //! `options $kernelopts`, which GRUB resolves from `grubenv` (`kernelopts=...`): nestcore then
 //! edits grubenv, keeping it exactly as long as it was (a 1024-byte block padded with `#`).
 
-use super::{edit_region, join_lines, keyword_line, split_lines, ArgsEdit, Selection, Target};
+use super::{edit_region, join_lines, keyword_line, split_lines, ArgsEdit, KwLine, Selection, Target};
 use crate::cmdline::Cmdline;
 use crate::error::{Error, Result};
 
@@ -33,11 +33,18 @@ impl Entry {
     }
 }
 
+/// A line's key and the rest, as systemd-boot reads an entry: white space at the end of the
+/// line (CR included, for files with DOS line ends) is stripped first, then the key ends at a
+/// space or tab; so `options\r\r` is an `options` line with no value.
+fn key_line(text: &str) -> Option<KwLine<'_>> {
+    keyword_line(text.trim_end_matches([' ', '\t', '\r']), false)
+}
+
 /// Parses an entry. Never fails.
 pub fn parse(text: &str) -> Entry {
     let mut e = Entry::default();
     for l in split_lines(text) {
-        let Some(k) = keyword_line(&l.text, false) else {
+        let Some(k) = key_line(&l.text) else {
             continue;
         };
         let v = k.rest.trim_end().to_string();
@@ -67,7 +74,7 @@ pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
     let idx: Vec<usize> = lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| keyword_line(&l.text, false).is_some_and(|k| k.keyword == "options"))
+        .filter(|(_, l)| key_line(&l.text).is_some_and(|k| k.keyword == "options"))
         .map(|(i, _)| i)
         .collect();
     let Some((&first, later)) = idx.split_first() else {
@@ -101,13 +108,13 @@ pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
     }
     // Parameters set on the first line must not be overridden by a later one.
     for &li in later {
-        let k = keyword_line(&lines[li].text, false).map(|k| (k.indent.len() + k.keyword.len(), ()));
+        let k = key_line(&lines[li].text).map(|k| (k.indent.len() + k.keyword.len(), ()));
         if let Some((kw_end, ())) = k {
             let region = edit_region(&lines[li].text[kw_end..], &edit.removals_only(), |_, _| false)?;
             lines[li].text = format!("{}{}", &lines[li].text[..kw_end], region);
         }
     }
-    if let Some(k) = keyword_line(&lines[first].text, false) {
+    if let Some(k) = key_line(&lines[first].text) {
         let kw_end = k.indent.len() + k.keyword.len();
         let region = edit_region(&lines[first].text[kw_end..], edit, |_, _| false)?;
         lines[first].text = format!("{}{}", &lines[first].text[..kw_end], region);
@@ -225,6 +232,23 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Found by the campaign (fuzz/regressions/bls/options-with-trailing-carriage-returns):
+    /// systemd-boot strips white space (CR included) from the end of a line before it splits
+    /// the key, so `options\r\r` is an options line with no value, and an edit goes there
+    /// rather than into a second options line.
+    #[test]
+    fn options_with_trailing_carriage_returns_is_an_options_line() {
+        let t = "title x\noptions\r\r\n";
+        assert_eq!(parse(t).options.as_deref(), Some(""));
+        let out = edit_entry(t, &ArgsEdit::set("kvm-amd.nested", "1")).unwrap();
+        assert_eq!(out.lines().count(), 2, "{out:?}");
+        assert_eq!(
+            crate::cmdline::Cmdline::parse(parse(&out).options.as_deref().unwrap()).get("kvm_amd.nested"),
+            Some(Some("1")),
+            "{out:?}"
+        );
+    }
 
     /// Found by the campaign (fuzz/regressions/bls/separator-kept-when-the-first-argument-goes):
     /// `options \r\rx\r` with x removed became `options\r\r`: the space went with the
