@@ -51,7 +51,17 @@ pub fn run(data: &[u8]) {
         check(&out);
         let again =
             bootloader::kargs_cli(&out, "extlinux", target, add.as_deref(), remove.as_deref(), boot).unwrap();
-        crate::twice_is_once("extlinux kargs", &out, &again, add.is_some() && remove.is_some());
+        // grubby's root rule depends on what is there: a root= that replaces one on append
+        // stays there, one that replaces nothing goes to a root line (grubby's own test
+        // extlinux1.2: `--args "root=/dev/hda1 hda=ide-scsi root=/dev/hda2"`). With root= twice
+        // in one --args a second run finds other roots and moves them, as grubby would: no
+        // idempotence is asked of it (fuzz/regressions/extlinux/root-twice-in-one-args).
+        let roots = add
+            .as_deref()
+            .map_or(0, |a| crate::pairs(a).iter().filter(|(n, _)| n == "root").count());
+        if roots < 2 {
+            crate::twice_is_once("extlinux kargs", &out, &again, add.is_some() && remove.is_some());
+        }
     }
     let sel = Selection::all_linux();
     let only = |add: Option<String>, remove: Option<String>| ArgsEdit {

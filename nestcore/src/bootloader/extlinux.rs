@@ -153,21 +153,6 @@ fn insertion_point(lines: &[Line], first: usize, end: usize) -> (usize, String) 
 /// [`Error::Parse`] for a selected stanza with more than one `append` line; else as
 /// [`ArgsEdit::apply_diverting`], with the entry's label.
 pub fn edit(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
-    // grubby's rule sends a `root=/dev/...` to the root line and any other `root=` onto
-    // append: two of them in one --args would land in both places, and a second run would
-    // move them again (the edit would not be idempotent). One root per edit.
-    if let Some(add) = &edit.add {
-        let roots = Cmdline::parse(add)
-            .params
-            .iter()
-            .filter(|p| p.name == "root")
-            .count();
-        if roots > 1 {
-            return Err(Error::InvalidInput(format!(
-                "--args {add:?} gives root= {roots} times: give the one root the entries should have"
-            )));
-        }
-    }
     let cfg = parse(text);
     let mut lines = split_lines(text);
     let eol = lines
@@ -276,24 +261,6 @@ pub fn edit(text: &str, sel: &Selection, edit: &ArgsEdit) -> Result<String> {
 mod tests {
     use super::super::Target;
     use super::*;
-
-    /// Found by the campaign (fuzz/regressions/extlinux/root-twice-in-one-args): `--args
-    /// "root=/dev/a root=/lev/b"` put the first on a root line and on append, the second on
-    /// append, and a second run moved them again. Refused.
-    #[test]
-    fn root_twice_in_one_args_is_refused() {
-        let edit_args = ArgsEdit {
-            add: Some("b=16 root=/dev/sda1 root=/lev/x".into()),
-            ..ArgsEdit::default()
-        };
-        let e = edit("label l\n  kernel /v\n", &Selection::all_linux(), &edit_args).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{e}");
-        let one = ArgsEdit {
-            add: Some("root=/dev/sda1".into()),
-            ..ArgsEdit::default()
-        };
-        assert!(edit("label l\n  kernel /v\n", &Selection::all_linux(), &one).is_ok());
-    }
 
     /// A CRLF file whose last line has no line end: the appended `append` line and the end of
     /// that last line use the file's CRLF (fuzz/regressions/extlinux/crlf-ends-an-unterminated-
