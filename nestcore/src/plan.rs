@@ -699,6 +699,16 @@ fn sweep_temps(real: &Path) {
     }
 }
 
+/// Where an action comes in [`Plan::apply`]: files (0), then programs (1), the module reload
+/// last (2). The one rule the apply and the planners' listing share.
+fn apply_rank(a: &Action) -> u8 {
+    match a {
+        _ if a.path().is_some() => 0,
+        Action::ReloadModule { .. } => 2,
+        _ => 1,
+    }
+}
+
 /// One file change that can be undone: a target, or a file of the backup store.
 struct Journal {
     host_path: String,
@@ -864,11 +874,7 @@ impl Plan {
     /// Orders the actions as [`Plan::apply`] takes them: every file first, then the programs,
     /// the module reload last; a stable sort, so each group keeps its order.
     pub(crate) fn put_actions_in_apply_order(&mut self) {
-        self.actions.sort_by_key(|a| match a {
-            _ if a.path().is_some() => 0u8,
-            Action::ReloadModule { .. } => 2,
-            _ => 1,
-        });
+        self.actions.sort_by_key(apply_rank);
     }
 
     /// A human-readable rendering: summary, actions with diffs, timeline, notes, warnings,
@@ -988,7 +994,7 @@ impl Plan {
                     None => r.push(a),
                 }
             }
-            r.sort_by_key(|a| matches!(a, Action::ReloadModule { .. }));
+            r.sort_by_key(|a| apply_rank(a));
             r
         };
         // 2. The backup store: a new transaction with every original, before the first target

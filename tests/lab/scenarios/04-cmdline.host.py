@@ -7,18 +7,9 @@ on the command line: the module's default, 1)."""
 
 import json
 import os
-import re
 
+from kernel_rules import kstrtoint
 
-def kstrtoint(s):
-    """The kernel's kstrtoint(s, 0): sign, 0x hex, leading-0 octal, digits only, within int."""
-    m = re.fullmatch(r"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?", s)
-    if not m:
-        return None
-    body = m.group(2)
-    n = int(body, 16) if body[:2].lower() == "0x" else int(body, 8) if body.startswith("0") else int(body)
-    n = -n if m.group(1) == "-" else n
-    return n if -(2**31) <= n < 2**31 else None
 
 
 res = json.load(open(os.path.join(os.environ["LAB_OUT"], "results.json")))

@@ -25,20 +25,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kernel_rules import kstrtoint
+
 OUT = Path(os.environ["LAB_OUT"])
 EXAMPLE = Path(os.environ["REPO"]) / "target" / "release" / "examples" / "cmdline"
 # Parameters the kernel itself consumes (core_param, __setup, early_param) that the lines use.
 KERNEL_PARAMS = {"console", "panic", "quiet", "ro"}
 
-
-def kstrtoint(s):
-    m = re.fullmatch(r"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?", s)
-    if not m:
-        return None
-    body = m.group(2)
-    n = int(body, 16) if body[:2].lower() == "0x" else int(body, 8) if body.startswith("0") else int(body)
-    n = -n if m.group(1) == "-" else n
-    return n if -(2**31) <= n < 2**31 else None
 
 
 def joined(p):
