@@ -30,7 +30,9 @@ pub fn run(data: &[u8]) {
     let _ = e.uses_kernelopts();
     // A BLS key ends at white space only (systemd-boot's line_get_key_value with " \t",
     // bootspec.c's extract_first_word): `options=x` is a key `options=`, not `options`.
-    let is_options = |l: &str| bls_key(l.trim_end_matches('\r')) == "options";
+    // systemd-boot strips white space (CR included) from the end of a line before it splits
+    // the key: `options\r   ` is an options line with no value.
+    let is_options = |l: &str| bls_key(l.trim_end_matches([' ', '\t', '\r'])) == "options";
     let had_options = lines(text).iter().any(|l| is_options(l.trim_end_matches('\r')));
     let check = |edit: &ArgsEdit, out: &str| {
         // Only options lines change, or one is appended; twice is once.
