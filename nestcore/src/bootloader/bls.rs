@@ -47,7 +47,10 @@ pub fn parse(text: &str) -> Entry {
         let Some(k) = key_line(&l.text) else {
             continue;
         };
-        let v = k.rest.trim_end().to_string();
+        // key_line stripped the white space systemd-boot strips (space, tab, CR); str's
+        // trim_end would also take Unicode spaces such as U+00A0, which are text to
+        // systemd-boot and to nestcore's command-line parser.
+        let v = k.rest.to_string();
         match k.keyword {
             "title" => e.title = Some(v),
             "linux" => e.linux = Some(v),
@@ -232,6 +235,15 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Found by a rerun of the bls target (fuzz/regressions/bls/no-break-space-at-the-end):
+    /// parse trimmed U+00A0 from the end of the options, so an argument ending in one read
+    /// back without it.
+    #[test]
+    fn a_no_break_space_at_the_end_is_text() {
+        assert_eq!(parse("options a\u{a0}\n").options.as_deref(), Some("a\u{a0}"));
+        assert_eq!(parse("options a \t\r\n").options.as_deref(), Some("a"));
+    }
 
     /// Found by the campaign (fuzz/regressions/bls/options-with-trailing-carriage-returns):
     /// systemd-boot strips white space (CR included) from the end of a line before it splits
