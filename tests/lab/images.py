@@ -201,6 +201,8 @@ class Tree:
         with open(out, "wb") as f:
             subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], cwd=self.path,
                            input=files, stdout=f, check=True)
+        # The staging tree is in the archive now; on a CI machine's disk every MB counts.
+        shutil.rmtree(self.path)
         return out
 
 
@@ -227,6 +229,9 @@ def cached(out: Path, inputs: list, build) -> Path:
     if out.exists() and stamp.exists() and stamp.read_text() == want:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    # The old stamp goes first: a build that fails half way (a full disk) must not leave a
+    # half-written image that a later run with the old inputs takes as current.
+    stamp.unlink(missing_ok=True)
     t = time.monotonic()
     build(out)
     stamp.write_text(want)

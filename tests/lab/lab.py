@@ -300,7 +300,10 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
         problems.append(str(e))
     except Exception as e:  # noqa: BLE001 - any other failure fails this scenario, not the run
         problems.append(f"harness error: {type(e).__name__}: {e}")
-    (outdir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    try:
+        (outdir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    except OSError as e:  # a full disk: the run goes on to its summary line
+        problems.append(f"cannot save results.json: {e}")
     pending = []
     if not problems:
         for e in sc.expect:
@@ -320,6 +323,16 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
                    build)
 
 
+
+
+def run_guarded(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
+    """run_scenario, where even what fails outside its own guard (its output folder on a full
+    disk) fails this scenario with the reason instead of ending the run without its summary."""
+    t = time.monotonic()
+    try:
+        return run_scenario(sc, k, keep)
+    except Exception as e:  # noqa: BLE001
+        return Outcome(sc.name, k.kver, False, time.monotonic() - t, [f"harness error: {type(e).__name__}: {e}"], [])
 
 
 def print_table() -> int:
@@ -392,7 +405,7 @@ def main() -> int:
                 if isinstance(k, str):
                     o = Outcome(sc.name, s, False, 0.0, [f"kernel {s}: {k}"], [])
                 else:
-                    o = run_scenario(sc, k, args.keep)
+                    o = run_guarded(sc, k, args.keep)
                     # A guest that hangs under TCG (nested SVM, seen once in 02's L1 while its
                     # L2 booted) is not a verdict on nestcore: such a run (a boot that timed
                     # out, nothing else wrong) is run once more from scratch, and the line says
@@ -400,7 +413,7 @@ def main() -> int:
                     if not o.ok and o.problems and all("timed out after" in p for p in o.problems):
                         log(f"RETRY {o.scenario:27} {o.kernel:24} {o.seconds:6.1f} s: a boot timed out; once more")
                         first = o.seconds
-                        o = run_scenario(sc, k, args.keep)
+                        o = run_guarded(sc, k, args.keep)
                         o.retried = first
                 outcomes.append(o)
                 label = "PASS" if o.ok else "FAIL"
