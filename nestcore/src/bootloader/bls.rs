@@ -111,18 +111,29 @@ pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
     }
     // Parameters set on the first line must not be overridden by a later one.
     for &li in later {
-        let k = key_line(&lines[li].text).map(|k| (k.indent.len() + k.keyword.len(), ()));
-        if let Some((kw_end, ())) = k {
-            let region = edit_region(&lines[li].text[kw_end..], &edit.removals_only(), |_, _| false)?;
-            lines[li].text = format!("{}{}", &lines[li].text[..kw_end], region);
-        }
+        lines[li].text = edit_value(&lines[li].text, &edit.removals_only())?;
     }
-    if let Some(k) = key_line(&lines[first].text) {
-        let kw_end = k.indent.len() + k.keyword.len();
-        let region = edit_region(&lines[first].text[kw_end..], edit, |_, _| false)?;
-        lines[first].text = format!("{}{}", &lines[first].text[..kw_end], region);
-    }
+    lines[first].text = edit_value(&lines[first].text, edit)?;
     Ok(join_lines(&lines))
+}
+
+/// Edits the value of one `options` line as systemd-boot reads it: between the key and the
+/// white space it strips from the line's end (which stays as it was). A quote left open on the
+/// last line then ends where the kernel's does, at the value's last character.
+fn edit_value(text: &str, edit: &ArgsEdit) -> Result<String> {
+    let Some(k) = key_line(text) else {
+        return Ok(text.to_string());
+    };
+    let kw_end = k.indent.len() + k.keyword.len();
+    let value_end = text.trim_end_matches([' ', '\t', '\r']).len();
+    let (value, tail) = (&text[kw_end..value_end], &text[value_end..]);
+    let mut region = edit_region(value, edit, |_, _| false)?;
+    // A value emptied by the edit keeps the key's separator (edit_region's rule) when what
+    // follows would not separate it: `options \r\rx\r` without x is `options \r`.
+    if region.is_empty() && value.starts_with([' ', '\t']) && !tail.starts_with([' ', '\t']) {
+        region.push(' ');
+    }
+    Ok(format!("{}{region}{tail}", &text[..kw_end]))
 }
 
 /// `nestcore kargs --loader bls`: edits the entry when `sel` selects it (ALL, DEFAULT and index 0
@@ -305,6 +316,30 @@ mod tests {
         let t = "options \"a b\"\noptions rw \"c\n";
         let out = edit_entry(t, &ArgsEdit::unset("rw")).unwrap();
         assert_eq!(out, "options \"a b\"\noptions \"c\n");
+    }
+
+    /// systemd-boot strips a line's trailing white space before it reads the value, so a quote
+    /// left open on the last `options` line ends at the last non-blank character, not at the
+    /// line's end: the kernel's parameter is `c`, and removing `c` removes it. The edit kept
+    /// the trailing blanks inside the quote and saw a parameter `c   ` that was not asked for
+    /// (fuzz/regressions/bls/remove-args-with-an-open-quote-on-the-last-options-line).
+    #[test]
+    fn a_quote_open_on_the_last_line_ends_where_systemd_boot_ends_the_value() {
+        let t = "options a\noptions   \r\"c   \n";
+        assert_eq!(parse(t).options.as_deref(), Some("a \r\"c"));
+        let out = edit_entry(t, &ArgsEdit::unset("c")).unwrap();
+        assert_eq!(
+            Cmdline::parse(parse(&out).options.as_deref().unwrap_or("")).get("c"),
+            None,
+            "{out:?}"
+        );
+        assert_eq!(out, "options a\noptions   \n");
+        // What follows the value (CR of a DOS line end, blanks) stays where it was.
+        let t = "options a  \r\n";
+        assert_eq!(
+            edit_entry(t, &ArgsEdit::set("b", "1")).unwrap(),
+            "options a b=1  \r\n"
+        );
     }
 
     #[test]
