@@ -571,6 +571,18 @@ fn is_space(c: u8) -> bool {
     c.is_ascii_whitespace() || c == 0x0b
 }
 
+/// Whether `s` holds no parameter: only the kernel's white space ([`is_space`]). Not
+/// `str::trim`, which also takes Unicode spaces (U+00A0, U+2003), text to the kernel and to
+/// [`Cmdline::parse`].
+pub(crate) fn is_blank(s: &str) -> bool {
+    s.bytes().all(is_space)
+}
+
+/// `s` without the kernel's white space in front (see [`is_blank`]).
+pub(crate) fn trim_start_spaces(s: &str) -> &str {
+    s.trim_start_matches(|c: char| u8::try_from(c).is_ok_and(is_space))
+}
+
 fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && is_space(b[i]) {
         i += 1;

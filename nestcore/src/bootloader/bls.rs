@@ -82,14 +82,14 @@ pub fn edit_entry(text: &str, edit: &ArgsEdit) -> Result<String> {
         .collect();
     let Some((&first, later)) = idx.split_first() else {
         let new = edit.apply_to("")?;
-        if new.trim().is_empty() {
+        if crate::cmdline::is_blank(&new) {
             return Ok(text.to_string());
         }
         let mut out = text.to_string();
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
         }
-        out.push_str(&format!("options {}\n", new.trim_start()));
+        out.push_str(&format!("options {}\n", crate::cmdline::trim_start_spaces(&new)));
         return Ok(out);
     };
     // systemd-boot joins the options lines with a space and the kernel's quotes span the join:
@@ -246,6 +246,28 @@ pub fn edit_grubenv(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// An argument of Unicode white space (U+00A0, U+2003) is a parameter to nestcore's
+    /// command-line parser, as to the kernel's (ASCII white space only), but the editor asked
+    /// str::trim whether the new options were empty: `--args U+00A0` on an entry without an
+    /// options line was dropped without a word (found by the `bls` target,
+    /// fuzz/regressions/bls/args-of-a-unicode-space-are-kept).
+    #[test]
+    fn an_argument_of_unicode_white_space_is_kept() {
+        for arg in ["\u{a0}", "\u{2003}x"] {
+            let out = edit_entry(
+                "title x\n",
+                &ArgsEdit {
+                    add: Some(arg.into()),
+                    ..ArgsEdit::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(out, format!("title x\noptions {arg}\n"));
+            let got = Cmdline::parse(parse(&out).options.as_deref().unwrap_or(""));
+            assert_eq!(got.params.len(), 1, "{out:?}");
+        }
+    }
 
     /// Found by a rerun of the bls target (fuzz/regressions/bls/no-break-space-at-the-end):
     /// parse trimmed U+00A0 from the end of the options, so an argument ending in one read

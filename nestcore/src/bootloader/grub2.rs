@@ -387,7 +387,7 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
         }
         None => {
             let new = edit.apply_to("")?;
-            if new.trim().is_empty() {
+            if crate::cmdline::is_blank(&new) {
                 return Ok(text.to_string());
             }
             check_writable("", &new, Quote::Double)?;
@@ -408,7 +408,10 @@ pub fn edit(text: &str, var: &str, edit: &ArgsEdit) -> Result<String> {
                 // command of its own.
                 out.push('\n');
             }
-            out.push_str(&format!("{var}=\"{}\"\n", new.trim_start()));
+            out.push_str(&format!(
+                "{var}=\"{}\"\n",
+                crate::cmdline::trim_start_spaces(&new)
+            ));
             Ok(out)
         }
     }
@@ -496,6 +499,22 @@ fn check_writable(old: &str, new: &str, q: Quote) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `--args` of Unicode white space is a parameter (nestcore's parser and the kernel's split
+    /// at ASCII white space only); str::trim called it nothing and the file was left unchanged.
+    #[test]
+    fn an_argument_of_unicode_white_space_is_kept() {
+        let out = edit(
+            "GRUB_DEFAULT=0\n",
+            "GRUB_CMDLINE_LINUX",
+            &ArgsEdit {
+                add: Some("\u{2003}".into()),
+                ..ArgsEdit::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(out, "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"\u{2003}\"\n");
+    }
 
     const DEB: &str = "# If you change this file, run 'update-grub'\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\nGRUB_CMDLINE_LINUX=\"\"   # keep\n";
 

@@ -20,7 +20,7 @@ pub fn edit(text: &str, edit: &ArgsEdit) -> Result<String> {
         Some(i) => (&text[..i], &text[i..]),
         None => (text, ""),
     };
-    if rest.lines().any(|l| !l.trim().is_empty()) {
+    if rest.lines().any(|l| !crate::cmdline::is_blank(l)) {
         return Err(Error::parse(
             "/etc/kernel/cmdline",
             "more than one line of arguments",
@@ -52,6 +52,33 @@ pub fn edit(text: &str, edit: &ArgsEdit) -> Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A second line of Unicode white space holds a word (kernel-install's shell splits at
+    /// space, tab and newline only): the file has two lines of arguments and is refused, as
+    /// any other; str::trim had called that line blank.
+    #[test]
+    fn a_second_line_of_unicode_white_space_is_a_line_of_arguments() {
+        let e = edit(
+            "a\n\u{2003}\n",
+            &ArgsEdit {
+                add: Some("b".into()),
+                ..ArgsEdit::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse, "{e}");
+        assert_eq!(
+            edit(
+                "a\n \t\n",
+                &ArgsEdit {
+                    add: Some("b".into()),
+                    ..ArgsEdit::default()
+                }
+            )
+            .unwrap(),
+            "a b\n \t\n"
+        );
+    }
 
     #[test]
     fn edits_first_line() {

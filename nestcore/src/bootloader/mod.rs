@@ -342,7 +342,7 @@ pub(crate) fn edit_region(
     // The keyword stays separated from what follows by a space or tab (the separator of every
     // format here): an edit that removed the first argument with the white space before it
     // must not glue the rest (even a bare CR) to the keyword, which would rename the line.
-    let separated = region.trim().is_empty() || region.starts_with([' ', '\t']);
+    let separated = crate::cmdline::is_blank(region) || region.starts_with([' ', '\t']);
     if separated && !out.is_empty() && !out.starts_with([' ', '\t']) {
         out.insert(0, ' ');
     }
