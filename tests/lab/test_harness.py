@@ -21,6 +21,18 @@ import lab  # noqa: E402
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
 
+def results_json_finds_the_disk_full():
+    """A patch under which every write of a results.json fails with ENOSPC."""
+    real_write = Path.write_text
+
+    def write_text(self, *a, **kw):
+        if self.name == "results.json":
+            raise ENOSPC
+        return real_write(self, *a, **kw)
+
+    return mock.patch.object(Path, "write_text", write_text)
+
+
 def scenario(tmp: Path, **settings: str) -> lab.Scenario:
     script = tmp / "99-test.sh"
     script.write_text("#!/bin/sh\n")
@@ -41,31 +53,17 @@ class DiskFull(unittest.TestCase):
         images.shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_a_full_disk_while_building_fails_the_scenario_with_its_reason(self) -> None:
-        real_write = Path.write_text
-
-        def write_text(self, *a, **kw):  # every results.json write finds the disk full
-            if self.name == "results.json":
-                raise ENOSPC
-            return real_write(self, *a, **kw)
-
         with mock.patch.object(lab, "prepare", side_effect=ENOSPC), \
-                mock.patch.object(Path, "write_text", write_text):
+                results_json_finds_the_disk_full():
             o = lab.run_scenario(scenario(self.tmp), self.kernel, keep=False)
         self.assertFalse(o.ok)
         self.assertTrue(any("No space left on device" in p for p in o.problems), o.problems)
 
     def test_an_outcome_is_never_a_pass_when_its_results_could_not_be_saved(self) -> None:
-        real_write = Path.write_text
-
-        def write_text(self, *a, **kw):
-            if self.name == "results.json":
-                raise ENOSPC
-            return real_write(self, *a, **kw)
-
         ok = lab.BootResult(results={"a": "1"}, seconds=1.0)
         with mock.patch.object(lab, "prepare", return_value=None), \
                 mock.patch.object(lab, "boot", return_value=ok), \
-                mock.patch.object(Path, "write_text", write_text):
+                results_json_finds_the_disk_full():
             o = lab.run_scenario(scenario(self.tmp), self.kernel, keep=False)
         self.assertFalse(o.ok)
         self.assertTrue(any("results.json" in p for p in o.problems), o.problems)
