@@ -338,6 +338,7 @@ impl Editor {
         args: &str,
         mut divert: impl FnMut(&str, &str) -> bool,
     ) -> Result<bool> {
+        crate::input::refuse_kernel_split("Argument list", args)?;
         let args = split_args(args)?;
         self.check_quotes()?;
         let before = self.text.clone();
@@ -391,8 +392,10 @@ impl Editor {
     /// [`Error::Parse`] when the line has an unbalanced quote.
     pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<bool> {
         crate::input::refuse_control("Parameter name", name)?;
+        crate::input::refuse_kernel_split("Parameter name", name)?;
         if let Some(v) = value {
             crate::input::refuse_control(&format!("The value of {name}"), v)?;
+            crate::input::refuse_kernel_split(&format!("The value of {name}"), v)?;
         }
         // A bare `--` is the end of the kernel's arguments, not a parameter.
         if name.is_empty()
@@ -594,6 +597,29 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The kernel's isspace() counts byte 0xA0 (lib/ctype.c's Latin-1 no-break space), also
+    /// inside a UTF-8 character: `x=\u{e0}` (C3 A0) reaches the kernel as `x=\xC3` and a second
+    /// word. An argument nestcore writes would not arrive as written, so it is refused, naming
+    /// the character; removing one that is already there still works.
+    #[test]
+    fn an_argument_the_kernel_would_split_at_byte_0xa0_is_not_written() {
+        for arg in ["x=\u{e0}", "\u{a0}", "lab\u{4e20}"] {
+            let mut e = Editor::new("ro");
+            let err = e.add_args(arg).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains("0xA0"), "{err}");
+            assert_eq!(e.into_string(), "ro");
+        }
+        let mut e = Editor::new("ro");
+        assert!(e.set("x", Some("\u{e0}")).is_err());
+        assert!(e.set("\u{a0}", None).is_err());
+        // Other non-ASCII text is one word to the kernel as to nestcore.
+        assert!(e.add_args("x=\u{e9}\u{2003}").unwrap());
+        let mut e = Editor::new("ro x=\u{e0} y");
+        assert!(e.remove_args("x").unwrap());
+        assert_eq!(e.into_string(), "ro y");
+    }
 
     fn pairs(line: &str) -> Vec<(String, Option<String>)> {
         Cmdline::parse(line)

@@ -1,5 +1,5 @@
-//! The one check every editor shares before text reaches a configuration: no control
-//! characters.
+//! The checks every editor shares before text reaches a configuration: no control
+//! characters, and (for kernel arguments) nothing the kernel would split where nestcore does not.
 //!
 //! A newline, carriage return, NUL or any other control character (Unicode category Cc: U+0000
 //! to U+001F, U+007F to U+009F, tab included) in an argument or a value would become a new line
@@ -45,6 +45,37 @@ pub fn refuse_control(what: &str, text: &str) -> Result<()> {
             "{what} {text:?} contains the control character {} at byte {at}: nestcore never \
              writes control characters into a configuration",
             describe_control(c)
+        ))),
+    }
+}
+
+/// Refuses kernel-argument text the kernel would split where nestcore sees one word: the
+/// kernel's `isspace()` counts byte 0xA0 as white space (lib/ctype.c's Latin-1 table: the
+/// no-break space), and UTF-8 puts that byte inside many characters (U+00A0, U+00E0,
+/// U+4E20...), so `x=\u{e0}` would reach the kernel as `x=\xC3` and a second word.
+/// [`Error::InvalidInput`] naming `what`, the character and its byte offset. Removing such an
+/// argument from a configuration is not refused: only text nestcore writes is.
+///
+/// ```
+/// let e = nestcore::input::refuse_kernel_split("argument list", "x=\u{e0}").unwrap_err();
+/// assert!(e.to_string().contains("U+00E0"));
+/// assert!(nestcore::input::refuse_kernel_split("argument list", "x=\u{e9}").is_ok());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidInput`] for the first such character.
+pub fn refuse_kernel_split(what: &str, text: &str) -> Result<()> {
+    let mut buf = [0u8; 4];
+    match text
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii() && c.encode_utf8(&mut buf).bytes().any(|b| b == 0xA0))
+    {
+        None => Ok(()),
+        Some((at, c)) => Err(Error::InvalidInput(format!(
+            "{what} {text:?} contains U+{:04X} at byte {at}, whose UTF-8 holds byte 0xA0: the \
+             kernel's isspace() counts that byte as white space (lib/ctype.c, Latin-1), so the \
+             kernel would split the argument there",
+            u32::from(c)
         ))),
     }
 }
