@@ -304,6 +304,9 @@ def run_scenario(sc: Scenario, k: Kernel, keep: bool) -> Outcome:
         (outdir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     except OSError as e:  # a full disk: the run goes on to its summary line
         problems.append(f"cannot save results.json: {e}")
+    for key, v in sorted(results.items()):
+        if key.endswith(".attempts") and v not in ("", "1"):
+            log(f"lab: note: {sc.name} on {k.kver}: {key[:-len('.attempts')]} took {v} boots (the first lost its results)")
     pending = []
     if not problems:
         for e in sc.expect:
