@@ -86,6 +86,44 @@ class DiskFull(unittest.TestCase):
         self.assertIn("No space left on device", text)
 
 
+class Retries(unittest.TestCase):
+    """A run whose only problem is a boot that timed out is run again, at most TIMEOUT_RUNS
+    times in all; any other failure is final at once."""
+
+    def outcomes(self, *kinds: str) -> tuple[lab.Outcome, int]:
+        calls = []
+
+        def fake(sc, k, keep):
+            kind = kinds[len(calls)]
+            calls.append(kind)
+            problems = {"pass": [], "timeout": ["boot 1 timed out after 420 s"],
+                        "wrong": ["x: expected = '1', got '0'"]}[kind]
+            return lab.Outcome(sc.name, k.kver, not problems, 10.0, problems, [])
+
+        with tempfile.TemporaryDirectory() as d, mock.patch.object(lab, "LAB", Path(d)), \
+                mock.patch.object(lab, "run_guarded", side_effect=fake), \
+                redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            k = images.Kernel("6.1", "p", "6.1.0-test", Path(d))
+            o = lab.run_retrying(scenario(Path(d)), k, keep=False)
+        return o, len(calls)
+
+    def test_timeouts_are_run_again_up_to_the_limit(self) -> None:
+        o, n = self.outcomes("timeout", "timeout", "pass")
+        self.assertTrue(o.ok)
+        self.assertEqual((n, o.timeouts, o.retried), (3, 2, 20.0))
+        o, n = self.outcomes(*["timeout"] * lab.TIMEOUT_RUNS)
+        self.assertFalse(o.ok)
+        self.assertEqual(n, lab.TIMEOUT_RUNS)
+
+    def test_a_wrong_result_is_never_run_again(self) -> None:
+        o, n = self.outcomes("wrong", "pass")
+        self.assertFalse(o.ok)
+        self.assertEqual((n, o.timeouts), (1, 0))
+        o, n = self.outcomes("timeout", "wrong", "pass")
+        self.assertFalse(o.ok)
+        self.assertEqual(n, 2)
+
+
 class Images(unittest.TestCase):
     def test_a_failed_build_leaves_no_stamp_that_says_the_image_is_current(self) -> None:
         with tempfile.TemporaryDirectory() as d:

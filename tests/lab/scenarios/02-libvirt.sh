@@ -6,7 +6,7 @@
 # guest boots a small image whose init reports what nestcore sees there.
 # kernels: 6.1
 # boot: debian
-# timeout: 420
+# timeout: 300
 
 . /lab/boot.sh
 debian_root
