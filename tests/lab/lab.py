@@ -171,6 +171,14 @@ class BootResult:
     error: str | None = None
 
 
+BOOT_TIMEOUT = re.compile(r"boot \d+: timed out after \d+ s")
+
+
+def boot_timed_out(n: int, timeout) -> str:
+    """The problem of boot `n` that did not end within `timeout` seconds (see timed_out_only)."""
+    return f"boot {n}: timed out after {timeout} s"
+
+
 def read_results(path: Path) -> tuple[dict, dict]:
     results: dict[str, str] = {}
     blobs: dict[str, list[str]] = {}
@@ -227,7 +235,7 @@ def boot(sc: Scenario, k: Kernel, n: int, outdir: Path, disk: dict | None) -> Bo
     br = BootResult(seconds=time.monotonic() - t)
     br.results, br.blobs = read_results(res)
     if rc is None:
-        br.error = f"boot {n}: timed out after {timeout} s"
+        br.error = boot_timed_out(n, timeout)
     elif rc != 0:
         br.error = f"boot {n}: qemu exited {rc}: {(outdir / f'qemu.{n}.log').read_text(errors='replace')[-800:]}"
     elif br.results.get("lab.end") != "ok":
@@ -343,7 +351,9 @@ TIMEOUT_RUNS = 3  # a scenario whose boots only ever time out is run at most thi
 
 
 def timed_out_only(o: Outcome) -> bool:
-    return not o.ok and bool(o.problems) and all("timed out after" in p for p in o.problems)
+    """Whether every problem is a guest's boot that timed out (a host check that times out is
+    the host's own verdict, never retried)."""
+    return not o.ok and bool(o.problems) and all(BOOT_TIMEOUT.fullmatch(p) for p in o.problems)
 
 
 def run_retrying(sc: Scenario, k: Kernel, keep: bool) -> Outcome:

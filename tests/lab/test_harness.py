@@ -96,7 +96,8 @@ class Retries(unittest.TestCase):
         def fake(sc, k, keep):
             kind = kinds[len(calls)]
             calls.append(kind)
-            problems = {"pass": [], "timeout": ["boot 1 timed out after 420 s"],
+            problems = {"pass": [], "timeout": [lab.boot_timed_out(1, 420)],
+                        "hostcheck": ["host check 99-test.host.py timed out after 120 s"],
                         "wrong": ["x: expected = '1', got '0'"]}[kind]
             return lab.Outcome(sc.name, k.kver, not problems, 10.0, problems, [])
 
@@ -122,6 +123,10 @@ class Retries(unittest.TestCase):
         o, n = self.outcomes("timeout", "wrong", "pass")
         self.assertFalse(o.ok)
         self.assertEqual(n, 2)
+        # A host check runs on the host, not in a TCG guest: its timeout is a verdict.
+        o, n = self.outcomes("hostcheck", "pass")
+        self.assertFalse(o.ok)
+        self.assertEqual(n, 1)
 
 
 class Images(unittest.TestCase):
