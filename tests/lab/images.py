@@ -104,7 +104,7 @@ def kernel(series: str) -> Kernel:
         for old in debs.glob(f"{pkg}_*.deb"):
             old.unlink()
         log(f"lab: apt-get download {pkg}")
-        sh("apt-get", "download", pkg, cwd=debs)
+        sh("apt-get", "-o", "Acquire::Retries=3", "download", pkg, cwd=debs)  # a dropped connection is retried
         deb = next(debs.glob(f"{pkg}_*.deb"), None)
         if deb is None:
             raise LabError(f"apt-get download {pkg} left no {pkg}_*.deb in {debs}")
@@ -429,10 +429,18 @@ def debian_root() -> Path:
     log(f"lab: debootstrap {DEBIAN_SUITE} into {root.relative_to(REPO)} (a few minutes, once)")
     t = time.monotonic()
     logf = LAB / "debian" / "debootstrap.log"
-    with open(logf, "wb") as f:
-        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "debootstrap",
-                            "--variant=minbase", "--include=" + ",".join(DEBIAN_PACKAGES),
-                            DEBIAN_SUITE, str(root), DEBIAN_MIRROR], stdout=f, stderr=subprocess.STDOUT)
+    # Twice at most: debootstrap has no retry of its own, and a download cut off by the network
+    # must not fail three scenarios; a second failure is reported with its log.
+    for attempt in (1, 2):
+        if attempt == 2:
+            log("lab: debootstrap failed; once more from an empty root")
+            shutil.rmtree(root, ignore_errors=True)
+        with open(logf, "wb") as f:
+            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "debootstrap",
+                                "--variant=minbase", "--include=" + ",".join(DEBIAN_PACKAGES),
+                                DEBIAN_SUITE, str(root), DEBIAN_MIRROR], stdout=f, stderr=subprocess.STDOUT)
+        if r.returncode == 0:
+            break
     if r.returncode != 0:
         raise LabError(f"debootstrap failed (exit {r.returncode}): {logf.read_text(errors='replace')[-1500:]}")
     # Package caches are not needed in the image.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import io
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -127,6 +128,42 @@ class Retries(unittest.TestCase):
         o, n = self.outcomes("hostcheck", "pass")
         self.assertFalse(o.ok)
         self.assertEqual(n, 1)
+
+
+class Debootstrap(unittest.TestCase):
+    """debootstrap has no retry of its own: one failure is run again from an empty root, a
+    second fails with the log."""
+
+    def run_with(self, rcs: list[int]) -> tuple[list, Exception | None]:
+        calls = []
+
+        def fake(cmd, **kw):
+            calls.append(cmd)
+            root = Path(cmd[-2])
+            (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+            (root / "partial").write_text("x")
+            return subprocess.CompletedProcess(cmd, rcs[len(calls) - 1])
+
+        err = None
+        with tempfile.TemporaryDirectory() as d, mock.patch.object(images, "LAB", Path(d)), \
+                mock.patch.object(images, "REPO", Path(d)), \
+                mock.patch.object(images.subprocess, "run", side_effect=fake), \
+                redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            try:
+                images.debian_root()
+            except images.LabError as e:
+                err = e
+        return calls, err
+
+    def test_one_failure_is_run_again(self) -> None:
+        calls, err = self.run_with([1, 0])
+        self.assertIsNone(err)
+        self.assertEqual(len(calls), 2)
+
+    def test_two_failures_fail_with_the_reason(self) -> None:
+        calls, err = self.run_with([1, 1])
+        self.assertEqual(len(calls), 2)
+        self.assertIn("debootstrap failed (exit 1)", str(err))
 
 
 class Images(unittest.TestCase):
