@@ -23,7 +23,12 @@ pub fn run(data: &[u8]) {
     }
     assert!(cfg.default.is_none_or(|d| d < cfg.entries.len().max(1)));
     // append and root lines may change, appear or go; every other line stays, in order.
-    let touched = |l: &str| matches!(first_word(l).to_ascii_lowercase().as_str(), "append" | "root");
+    // syslinux's looking_at ends a keyword at any byte up to ' ' (my_isspace), CR included:
+    // `append\r` is an append line.
+    let touched = |l: &str| {
+        let key = first_word(l).split(|c: char| c <= ' ').next().unwrap_or("");
+        matches!(key.to_ascii_lowercase().as_str(), "append" | "root")
+    };
     // A CR that ends a line is white space to syslinux (readconfig's skipspace takes every
     // byte up to ' '): an unterminated last line of a CRLF file ends with "\r\n" once a line
     // is appended after it, and stays the same line.

@@ -282,6 +282,25 @@ mod tests {
         assert_eq!(out, "label l\r\n  kernel /v\r\n  append kvm-amd.nested=1\r\n");
     }
 
+    /// `append\r` (a CRLF file's append line with no value) is an append line: syslinux's
+    /// looking_at ends a keyword at any byte up to ' ', CR included, so the arguments go on it,
+    /// not on a second append line (fuzz/regressions/extlinux/append-with-only-a-cr: the
+    /// target's oracle had split keys at space and tab only).
+    #[test]
+    fn an_append_line_ending_in_cr_is_edited_in_place() {
+        let sel = Selection {
+            target: Target::All,
+            boot_prefix: None,
+            only_linux: false,
+        };
+        let add = ArgsEdit {
+            add: Some("b=1".into()),
+            ..ArgsEdit::default()
+        };
+        let out = edit("label l\n  linux /v\nappend\r\n", &sel, &add).unwrap();
+        assert_eq!(out, "label l\n  linux /v\nappend b=1\r\n");
+    }
+
     const CONF: &str = "default B\nLABEL A\n  KERNEL /vmlinuz-a\n  APPEND ro quiet\nlabel B\n  linux /vmlinuz-b\nlabel DOS\n  com32 chain.c32\n  append hd0 1\n";
 
     #[test]
